@@ -1,0 +1,8 @@
+"""llembed: any decoder-only LLM → a text-embedding model, with every training-free strategy as an option."""
+
+from llembed.embedder import Embedder, PoolSpec
+from llembed.errors import InputError, LlembedError, ModelNotFoundError, RecipeError
+from llembed.recipe import Recipe
+
+__all__ = ["Embedder", "InputError", "LlembedError", "ModelNotFoundError", "PoolSpec", "Recipe", "RecipeError"]
+__version__ = "0.1.0"

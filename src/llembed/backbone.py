@@ -1,0 +1,251 @@
+"""The backbone: a Hugging Face model, run up to the deepest layer a recipe pools from.
+
+- Loading: local folders, GGUF (dequantized once, cached), BERT-like encoders; offline only.
+- ``dtype="auto"``: bfloat16 where the CPU has native bf16 (AMX / AVX-512-BF16) or on CUDA, else float32.
+- Bidirectional attention through transformers' own mask machinery: ``config.is_causal = False`` makes
+  ``create_causal_mask`` build a bidirectional (padding-only) mask for every attention implementation, and the
+  attention modules' ``is_causal`` flag is cleared so SDPA/flash kernels don't re-apply causality.
+- Hidden states are captured with forward hooks on the decoder blocks; the forward pass stops right after
+  the deepest block needed, so layers above it are never computed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from llembed.errors import RecipeError
+from llembed.model_sources import ModelSource, dequantized_gguf
+from llembed.tokenization import TokenBatch
+
+logger = logging.getLogger(__name__)
+
+FINAL_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "final_norm")
+
+
+class _StopForward(Exception):
+    """Raised by a hook once the deepest needed layer has run."""
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return any(flag in flags for flag in (" amx_bf16", " avx512_bf16"))
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+            return torch.bfloat16
+        return torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def is_decoder_config(config) -> bool:
+    """Causal LMs are decoders; models that also have a masked-LM head (BERT, RoBERTa, …) are encoders."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    return config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and (
+        config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+
+
+@dataclass
+class Backbone:
+    model: nn.Module
+    """The full model: ``*ForCausalLM`` for decoders (its LM head gives sparse vectors), ``AutoModel`` else."""
+    tokenizer: object
+    is_decoder: bool
+    name: str = "model"
+
+    @classmethod
+    def load(cls, source: ModelSource, dtype: str = "auto", device: str | None = None) -> Backbone:
+        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+        path = source.path
+        if source.gguf_file is not None:
+            path = dequantized_gguf(source)
+        target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        torch_dtype = resolve_dtype(dtype, target)
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        decoder = is_decoder_config(config)
+        loader = AutoModelForCausalLM if decoder else AutoModel
+        model = loader.from_pretrained(path, dtype=torch_dtype, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        return cls.wrap(model.to(target), tokenizer, name=source.name)
+
+    @classmethod
+    def wrap(cls, model: nn.Module, tokenizer, name: str = "model") -> Backbone:
+        """Use an already loaded model and tokenizer (e.g. a tiny model built in code)."""
+        model.eval()
+        if tokenizer.pad_token_id is None:  # GPT-2 & co.: pad positions are masked, any id will do
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        return cls(model, tokenizer, is_decoder_config(model.config), name)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def base(self) -> nn.Module:
+        return self.model.base_model
+
+    @functools.cached_property
+    def layers(self) -> nn.ModuleList:
+        """The stack of transformer blocks (``model.layers``, ``h``, ``encoder.layer``, …)."""
+        count = self.model.config.num_hidden_layers
+        for _, module in self.base.named_modules():
+            if isinstance(module, nn.ModuleList) and len(module) == count:
+                return module
+        raise RecipeError(f"cannot find the {count} transformer blocks of {type(self.model).__name__}")
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.hidden_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def max_positions(self) -> int:
+        config = self.model.config
+        limits = [getattr(config, name, None) for name in ("max_position_embeddings", "n_positions")]
+        limits = [limit for limit in limits if isinstance(limit, int) and limit > 0]
+        return min(limits) if limits else 512
+
+    def lm_head(self) -> nn.Module:
+        head = self.model.get_output_embeddings() if self.is_decoder else None
+        if head is None:
+            raise RecipeError(f"{self.name} has no LM head: sparse lexical vectors need a causal LM")
+        return head
+
+    def final_norm(self) -> nn.Module | None:
+        for name in FINAL_NORM_NAMES:
+            module = getattr(self.base, name, None)
+            if isinstance(module, nn.Module):
+                return module
+        return None
+
+    # ------------------------------------------------------------------ attention mode
+    @contextlib.contextmanager
+    def attention(self, bidirectional: bool) -> Iterator[None]:
+        if not bidirectional or not self.is_decoder:
+            yield
+            return
+        configs = {id(m.config): m.config for m in self.model.modules() if hasattr(m, "config")}.values()
+        modules = [m for m in self.model.modules() if getattr(m, "is_causal", None) is True]
+        saved = [(c, getattr(c, "is_causal", True)) for c in configs]
+        try:
+            for config in configs:
+                config.is_causal = False
+            for module in modules:
+                module.is_causal = False
+            yield
+        finally:
+            for config, value in saved:
+                config.is_causal = value
+            for module in modules:
+                module.is_causal = True
+
+    # ------------------------------------------------------------------ forward
+    @torch.inference_mode()
+    def hidden_states(
+        self,
+        batch: TokenBatch,
+        layer_ids: Sequence[int],
+        bidirectional: bool = False,
+        tp_layers: tuple[int, int] | None = None,
+    ) -> dict[int, torch.Tensor]:
+        """Hidden states at ``layer_ids`` (0 = embeddings, ``num_layers`` = final output), stopping early.
+
+        ``tp_layers`` applies Token Prepending: before each block in ``[start, stop)`` the placeholder's state
+        is overwritten with the last token's state.
+        """
+        device = self.device
+        input_ids = batch.input_ids.to(device)
+        attention_mask = batch.attention_mask.to(device)
+        position_ids = batch.position_ids.to(device)
+        deepest = max(layer_ids)
+        captured: dict[int, torch.Tensor] = {}
+        handles = []
+
+        def first_input(_module, args, kwargs):
+            captured[0] = (args[0] if args else kwargs["hidden_states"]).clone()
+            if deepest == 0:
+                raise _StopForward
+
+        def block_output(index: int):
+            def hook(_module, _args, output):
+                state = output[0] if isinstance(output, tuple | list) else output
+                if index in layer_ids and index < self.num_layers:
+                    captured[index] = state
+                if index == deepest and deepest < self.num_layers:
+                    raise _StopForward
+
+            return hook
+
+        if 0 in layer_ids:
+            handles.append(self.layers[0].register_forward_pre_hook(first_input, with_kwargs=True))
+        for index in range(1, min(deepest, self.num_layers) + 1):
+            if index in layer_ids or index == deepest:
+                handles.append(self.layers[index - 1].register_forward_hook(block_output(index)))
+        if tp_layers is not None:
+            handles += self._token_prepending_hooks(batch, tp_layers)
+
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.is_decoder:
+            kwargs.update(position_ids=position_ids, use_cache=False)
+        try:
+            with self.attention(bidirectional):
+                output = self.base(**kwargs)
+            if deepest == self.num_layers:
+                captured[self.num_layers] = output.last_hidden_state
+        except _StopForward:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {index: captured[index] for index in layer_ids}
+
+    def _token_prepending_hooks(self, batch: TokenBatch, tp_layers: tuple[int, int]) -> list:
+        if batch.pst_index is None:
+            raise RecipeError("tp_layers is set but the prompt has no {pst} placeholder (use token_prepending)")
+        start, stop = tp_layers
+        if not 0 <= start < self.num_layers:
+            raise RecipeError(f"tp_layers start {start} outside the model's {self.num_layers} layers")
+        device = self.device
+        rows = torch.arange(batch.input_ids.shape[0], device=device)
+        pst = batch.pst_index.to(device)
+        last = batch.last_index.to(device)
+
+        def replace(_module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            hidden = hidden.clone()
+            hidden[rows, pst] = hidden[rows, last]
+            if args:
+                return (hidden, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": hidden}
+
+        return [
+            self.layers[i].register_forward_pre_hook(replace, with_kwargs=True)
+            for i in range(start, min(stop, self.num_layers))
+        ]

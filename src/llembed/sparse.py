@@ -1,0 +1,42 @@
+"""Sparse lexical vectors from the LM head (PromptReps, Zhuang et al., 2024, arXiv:2404.18424).
+
+At the pooled position the LM head's logits over the vocabulary become term weights
+``log(1 + relu(logits))``; only the ``top_k`` largest are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse
+import torch
+
+
+def lexical_weights(logits: torch.Tensor, top_k: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weights, token ids) of each row's ``top_k`` largest ``log1p(relu(logits))``; zero weights dropped later."""
+    weights = torch.log1p(torch.relu(logits.float()))
+    k = weights.shape[-1] if top_k is None else min(top_k, weights.shape[-1])
+    values, ids = weights.topk(k, dim=-1)
+    return values, ids
+
+
+def to_csr(values: torch.Tensor, ids: torch.Tensor, vocab_size: int) -> scipy.sparse.csr_matrix:
+    keep = values > 0
+    counts = keep.sum(dim=1).numpy()
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    matrix = scipy.sparse.csr_matrix(
+        (values[keep].numpy().astype(np.float32), ids[keep].numpy(), indptr), shape=(len(values), vocab_size)
+    )
+    matrix.sort_indices()
+    return matrix
+
+
+def to_token_dicts(matrix: scipy.sparse.csr_matrix, id_to_token: Sequence[str] | None = None) -> list[dict]:
+    """One ``{token: weight}`` per row (token strings when ``id_to_token`` is given, else ids)."""
+    rows = []
+    for row in range(matrix.shape[0]):
+        start, end = matrix.indptr[row], matrix.indptr[row + 1]
+        pairs = sorted(zip(matrix.indices[start:end], matrix.data[start:end]), key=lambda p: -p[1])
+        rows.append({(id_to_token[i] if id_to_token else int(i)): float(w) for i, w in pairs})
+    return rows

@@ -1,0 +1,132 @@
+"""sentence-transformers folders: read their pooling defaults, and export a recipe as one.
+
+sentence-transformers can express: final-layer states, causal attention, its pooling modes, prompts that are
+prefixes of the text, prompt exclusion from pooling, and L2 normalisation. Anything else (PromptEOL-style
+templates with text inside, echo, MetaEOL, token prepending, intermediate layers, bidirectional attention,
+EOS appending) gets a clear error rather than an export that silently embeds differently.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llembed.errors import RecipeError
+
+if TYPE_CHECKING:
+    from llembed.embedder import Embedder
+
+ST_POOLING = {"last": "lasttoken", "mean": "mean", "weighted_mean": "weightedmean", "first": "cls", "max": "max"}
+FROM_ST_POOLING = {value: key for key, value in ST_POOLING.items()}
+LEGACY_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+def sentence_transformers_defaults(folder: Path) -> dict[str, Any]:
+    """Pooling, max length and normalisation a sentence-transformers folder declares (empty if it isn't one)."""
+    defaults: dict[str, Any] = {}
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        return defaults
+    modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    for module in modules:
+        kind = module.get("type", "")
+        if kind.endswith("Pooling"):
+            config = json.loads((folder / module["path"] / "config.json").read_text(encoding="utf-8"))
+            mode = config.get("pooling_mode")
+            if mode is None:
+                mode = next((m for key, m in LEGACY_KEYS.items() if config.get(key)), "mean")
+            if isinstance(mode, list | tuple):
+                mode = mode[0]
+            if mode in FROM_ST_POOLING:
+                defaults["pooling"] = FROM_ST_POOLING[mode]
+    bert_config = folder / "sentence_bert_config.json"
+    if bert_config.is_file():
+        max_length = json.loads(bert_config.read_text(encoding="utf-8")).get("max_seq_length")
+        if isinstance(max_length, int):
+            defaults["max_length"] = max_length
+    return defaults
+
+
+def _st_prompts(embedder: Embedder) -> dict[str, str]:
+    """The strategy as sentence-transformers prefix prompts, or an error saying why it can't be."""
+    strategy = embedder.strategy
+    prompts: dict[str, str] = {}
+    sides = {"query": strategy.query_templates, "document": strategy.document_templates or strategy.query_templates}
+    for side, templates in sides.items():
+        if len(templates) != 1:
+            raise RecipeError(f"prompt {strategy.name!r} averages {len(templates)} prompts: not expressible in ST")
+        template = templates[0].template
+        if template.count("{text}") != 1 or not template.endswith("{text}") or "{pst}" in template:
+            raise RecipeError(
+                f"prompt {strategy.name!r} puts text inside its template ({template[:40]!r}…); sentence-transformers "
+                "prompts are prefixes only"
+            )
+        prefix = template[: -len("{text}")]
+        if "{task}" in prefix:
+            task = embedder.recipe.task
+            if task is None:
+                raise RecipeError("set the recipe's task to export an instruction prompt")
+            prefix = prefix.replace("{task}", task)
+        prompts[side] = prefix
+    return prompts
+
+
+def export_sentence_transformers(embedder: Embedder, target: Path) -> Path:
+    """Write ``embedder`` as a sentence-transformers folder; loading it with ``SentenceTransformer(target)`` and
+    encoding with ``prompt_name="query"``/``"document"`` reproduces ``encode_queries``/``encode_documents``."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Normalize, Pooling, Transformer
+
+    recipe = embedder.recipe
+    backbone = embedder.backbone
+    problems = []
+    if recipe.bidirectional:
+        problems.append("bidirectional attention")
+    if embedder.layer_ids != [backbone.num_layers]:
+        problems.append(f"layer={recipe.layer!r} (ST pools the final layer)")
+    if recipe.pooling not in ST_POOLING:
+        problems.append(f"pooling={recipe.pooling!r}")
+    if problems:
+        raise RecipeError("sentence-transformers cannot express: " + ", ".join(problems))
+    prompts = _st_prompts(embedder)
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        hf_dir = work / "hf"
+        base = backbone.model.base_model if backbone.is_decoder else backbone.model
+        base.save_pretrained(hf_dir)
+        tokenizer = backbone.tokenizer
+        saved_side = tokenizer.padding_side
+        tokenizer.padding_side = embedder.padding_side
+        try:
+            tokenizer.save_pretrained(hf_dir)
+        finally:
+            tokenizer.padding_side = saved_side
+        transformer = Transformer(str(hf_dir), max_seq_length=recipe.max_length)
+        modules = [
+            transformer,
+            Pooling(backbone.hidden_size, pooling_mode=ST_POOLING[recipe.pooling], include_prompt=not recipe.exclude_prompt),
+        ]
+        if recipe.normalize:
+            modules.append(Normalize())
+        model = SentenceTransformer(modules=modules, prompts=prompts, device="cpu", truncate_dim=recipe.truncate_dim)
+        out = work / "st"
+        model.save(str(out))
+        recipe.save(out / "llembed_recipe.json")
+        if target.exists():
+            shutil.rmtree(target)
+        out.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target

@@ -1,0 +1,171 @@
+"""Prompted text → token ids, with the exact token positions of the user's text, and padded batches.
+
+The whole prompt is tokenized as one string (the model sees the tokens it would see in the wild); the
+tokens whose character offsets overlap the user text's spans are "the text". Special tokens the tokenizer
+adds (BOS, CLS/SEP) are found once by comparing an encoding with and without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from llembed.errors import InputError
+from llembed.prompts import PromptTemplate, Rendered
+
+
+@dataclass
+class TokenizedText:
+    ids: list[int]
+    text_mask: list[bool]
+    pst_index: int | None = None
+
+
+@dataclass
+class TokenBatch:
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T) 1 = token, 0 = pad
+    position_ids: torch.Tensor  # (B, T) positions counted over real tokens, whatever the padding side
+    text_mask: torch.Tensor  # (B, T) bool, the user text's tokens
+    pst_index: torch.Tensor | None  # (B,) position of the Token Prepending placeholder
+
+    @property
+    def last_index(self) -> torch.Tensor:
+        """Index of the last real token of each row, under left or right padding."""
+        positions = torch.arange(self.attention_mask.shape[1], device=self.attention_mask.device)
+        return (positions * self.attention_mask).argmax(dim=1)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+
+class PromptTokenizer:
+    """Tokenizes rendered prompts and knows which tokens are the user's text."""
+
+    def __init__(
+        self,
+        tokenizer,
+        max_length: int,
+        truncation: bool = False,
+        append_eos: bool = False,
+        placeholder_id: int | None = None,
+    ) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise InputError("llembed needs a fast (Rust) tokenizer: it maps tokens to characters via offsets")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.truncation = truncation
+        self.prefix_ids, self.suffix_ids = _special_wrapping(tokenizer)
+        self.eos_ids: list[int] = []
+        if append_eos:
+            if tokenizer.eos_token_id is None:
+                raise InputError("pooling 'eos' needs a tokenizer with an EOS token")
+            if not self.suffix_ids or self.suffix_ids[-1] != tokenizer.eos_token_id:
+                self.eos_ids = [tokenizer.eos_token_id]
+        self.placeholder_id = placeholder_id
+
+    @property
+    def num_special(self) -> int:
+        return len(self.prefix_ids) + len(self.suffix_ids) + len(self.eos_ids)
+
+    def tokenize(self, rendered: Sequence[Rendered]) -> list[TokenizedText]:
+        """Tokenize rendered prompts; a prompt split by a placeholder is tokenized as two chunks."""
+        chunks: list[str] = []
+        for item in rendered:
+            if item.pst_at is None:
+                chunks.append(item.string)
+            else:
+                chunks += [item.string[: item.pst_at], item.string[item.pst_at :]]
+        if not chunks:
+            return []
+        encoded = self.tokenizer(chunks, add_special_tokens=False, return_offsets_mapping=True)
+        out = []
+        chunk_index = 0
+        for item in rendered:
+            ids: list[int] = list(self.prefix_ids)
+            mask = [False] * len(ids)
+            pst_index = None
+            pieces = 1 if item.pst_at is None else 2
+            start = 0
+            for piece in range(pieces):
+                piece_ids = encoded["input_ids"][chunk_index]
+                offsets = encoded["offset_mapping"][chunk_index]
+                chunk_index += 1
+                if piece == 1:
+                    pst_index = len(ids)
+                    ids.append(self.placeholder_id)
+                    mask.append(False)
+                    start = item.pst_at
+                ids += piece_ids
+                mask += [_in_spans(start + s, start + e, item.pooled_spans) for s, e in offsets]
+            ids += self.suffix_ids + self.eos_ids
+            mask += [False] * (len(self.suffix_ids) + len(self.eos_ids))
+            out.append(TokenizedText(ids, mask, pst_index))
+        return out
+
+    def tokenize_texts(
+        self, texts: Sequence[str], template: PromptTemplate, task: str | None = None
+    ) -> list[TokenizedText]:
+        """Render and tokenize; texts over ``max_length`` are cut (truncation) or rejected."""
+        tokenized = self.tokenize([template.render(text, task) for text in texts])
+        for i, item in enumerate(tokenized):
+            if len(item.ids) > self.max_length:
+                tokenized[i] = self._fit(texts[i], template, task, len(item.ids), i)
+        return tokenized
+
+    def _fit(self, text: str, template: PromptTemplate, task: str | None, length: int, index: int) -> TokenizedText:
+        if not self.truncation:
+            raise InputError(
+                f"text {index} is {length} tokens long with its prompt, over max_length={self.max_length}; "
+                "shorten it, raise max_length, or pass truncation=True to cut it"
+            )
+        offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        copies = max(1, template.template.count("{text}"))
+        keep = len(offsets) - -(-(length - self.max_length) // copies)
+        while keep > 0:
+            cut = text[: offsets[keep - 1][1]]
+            item = self.tokenize([template.render(cut, task)])[0]
+            if len(item.ids) <= self.max_length:
+                return item
+            keep -= 1
+        raise InputError(f"the prompt alone is longer than max_length={self.max_length} tokens")
+
+
+def _special_wrapping(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after a text (e.g. BOS; CLS … SEP)."""
+    probe = "hello world"
+    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start : start + len(plain)] == plain:
+            return full[:start], full[start + len(plain) :]
+    return [], []
+
+
+def _in_spans(start: int, end: int, spans: tuple[tuple[int, int], ...]) -> bool:
+    return end > start and any(start < b and end > a for a, b in spans)
+
+
+def collate(items: Sequence[TokenizedText], pad_id: int, padding_side: str) -> TokenBatch:
+    """Pad to the longest item; positions count real tokens so left padding doesn't shift them."""
+    width = max(len(item.ids) for item in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(items), width), dtype=torch.long)
+    text = torch.zeros((len(items), width), dtype=torch.bool)
+    has_pst = any(item.pst_index is not None for item in items)
+    pst = torch.zeros(len(items), dtype=torch.long) if has_pst else None
+    for row, item in enumerate(items):
+        n = len(item.ids)
+        offset = width - n if padding_side == "left" else 0
+        ids[row, offset : offset + n] = torch.tensor(item.ids)
+        attention[row, offset : offset + n] = 1
+        text[row, offset : offset + n] = torch.tensor(item.text_mask)
+        if pst is not None:
+            if item.pst_index is None:
+                raise InputError("a batch mixes prompts with and without a Token Prepending placeholder")
+            pst[row] = offset + item.pst_index
+    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
+    return TokenBatch(ids, attention, positions, text, pst)
