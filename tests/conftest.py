@@ -1,0 +1,85 @@
+"""Shared fixtures: tiny random decoders (Llama, Qwen2, GPT-2) built in code, and the real default model."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+from llembed.backbone import Backbone
+from llembed.model_sources import dequantized_gguf, locate
+
+SENTENCES = [
+    "A man is playing a guitar.",
+    "Someone plays a guitar.",
+    "The stock market fell sharply on Monday after the announcement of new tariffs on imported steel.",
+    "Cats sleep.",
+    "A woman slices tomatoes in a small kitchen while the radio plays an old song.",
+]
+
+
+@pytest.fixture(scope="session")
+def default_model_dir():
+    """The default model (SmolLM2-135M-Instruct), dequantized once into the llembed cache."""
+    return dequantized_gguf(locate(None))
+
+
+@pytest.fixture(scope="session")
+def decoder_tokenizer(default_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(default_model_dir)
+
+
+def _tiny_config(kind: str, vocab_size: int):
+    from transformers import GPT2Config, LlamaConfig, Qwen2Config
+
+    if kind == "llama":
+        return LlamaConfig(
+            vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+        )
+    if kind == "qwen2":
+        return Qwen2Config(
+            vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        )
+    if kind == "gpt2":
+        return GPT2Config(vocab_size=vocab_size, n_embd=64, n_layer=4, n_head=4, n_positions=512)
+    raise ValueError(kind)
+
+
+TINY_KINDS = ("llama", "qwen2", "gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory, decoder_tokenizer):
+    """Tiny random decoders saved to disk with the default model's tokenizer, loadable by path."""
+    from transformers import AutoModelForCausalLM
+
+    dirs = {}
+    for kind in TINY_KINDS:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(_tiny_config(kind, len(decoder_tokenizer)))
+        path = tmp_path_factory.mktemp(f"tiny-{kind}")
+        model.save_pretrained(path)
+        decoder_tokenizer.save_pretrained(path)
+        dirs[kind] = path
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def tiny_backbones(tiny_model_dirs):
+    return {kind: Backbone.load(locate(str(path)), dtype="float32") for kind, path in tiny_model_dirs.items()}
+
+
+@pytest.fixture(scope="session")
+def default_embedder(default_model_dir):
+    from llembed import Embedder
+
+    return Embedder.from_pretrained(None, dtype="float32")
