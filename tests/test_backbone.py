@@ -20,7 +20,9 @@ def test_layer_choice_returns_that_layers_states(tiny_backbones, kind):
     backbone = tiny_backbones[kind]
     batch = _batch(backbone, ["a small test sentence", "another one"])
     reference = backbone.base(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
         output_hidden_states=True,
     ).hidden_states
     layers = list(range(backbone.num_layers + 1))

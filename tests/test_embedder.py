@@ -111,7 +111,9 @@ def test_metaeol_averages_its_eight_prompts(tiny_backbones):
     from llembed.prompts import METAEOL
 
     meta = make(tiny_backbones, "gpt2", prompt="metaeol", pooling="last")
-    singles = [make(tiny_backbones, "gpt2", prompt=t, pooling="last").encode(SENTENCES[:2], normalize=False) for t in METAEOL]
+    singles = [
+        make(tiny_backbones, "gpt2", prompt=t, pooling="last").encode(SENTENCES[:2], normalize=False) for t in METAEOL
+    ]
     assert np.allclose(meta.encode(SENTENCES[:2], normalize=False), np.mean(singles, axis=0), atol=1e-5)
 
 

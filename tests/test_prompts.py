@@ -7,7 +7,7 @@ from llembed.prompts import STRATEGIES, PromptTemplate, icl_template, resolve_st
 def test_prompteol_renders_the_paper_template_and_text_span():
     rendered = STRATEGIES["prompteol"].query_templates[0].render("A cat sits.")
     assert rendered.string == 'This sentence : "A cat sits." means in one word:"'
-    (start, end), = rendered.pooled_spans
+    ((start, end),) = rendered.pooled_spans
     assert rendered.string[start:end] == "A cat sits."
 
 
@@ -17,10 +17,12 @@ def test_exact_templates_of_the_papers():
     assert render("ke").startswith("The essence of a sentence is often captured by its main subjects and actions")
     assert render("ke").endswith('With this in mind , this sentence : "X" means in one word:"')
     assert render("echo") == "Rewrite the sentence: X, rewritten sentence: X"
-    assert render("icl") == 'This sentence : "A jockey riding a horse." means in one word:"Equestrian".' \
+    assert (
+        render("icl") == 'This sentence : "A jockey riding a horse." means in one word:"Equestrian".'
         'This sentence : "X" means in one word:"'
+    )
     assert len(STRATEGIES["metaeol"].query_templates) == 8
-    assert all("in one word:\"" in t.render("X").string for t in STRATEGIES["metaeol"].query_templates)
+    assert all('in one word:"' in t.render("X").string for t in STRATEGIES["metaeol"].query_templates)
 
 
 def test_instruction_queries_and_plain_documents():
@@ -34,7 +36,7 @@ def test_instruction_queries_and_plain_documents():
 
 def test_echo_pools_only_the_second_copy():
     rendered = STRATEGIES["echo"].query_templates[0].render("dogs bark")
-    (start, end), = rendered.pooled_spans
+    ((start, end),) = rendered.pooled_spans
     assert start == rendered.string.rindex("dogs bark") and end == len(rendered.string)
 
 

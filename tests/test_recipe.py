@@ -7,8 +7,15 @@ from llembed.recipe import Recipe, resolve_layers
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_recipe_round_trips(tmp_path, suffix):
     recipe = Recipe(
-        model="smollm2-135m", prompt="instruction", task="Find the answer", pooling="mean", layer="-4:",
-        exclude_prompt=True, truncate_dim=64, precision="int8", icl_examples=[["A cat.", "Cat"]],
+        model="smollm2-135m",
+        prompt="instruction",
+        task="Find the answer",
+        pooling="mean",
+        layer="-4:",
+        exclude_prompt=True,
+        truncate_dim=64,
+        precision="int8",
+        icl_examples=[["A cat.", "Cat"]],
     )
     path = recipe.save(tmp_path / f"recipe{suffix}")
     assert Recipe.load(path) == recipe
@@ -34,7 +41,15 @@ def test_recipe_rejects_unknown_fields_and_values(tmp_path):
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
-    [(-1, [30]), (0, [0]), (15, [15]), (-2, [29]), ([3, -1, 3], [3, 30]), ("-4:", [27, 28, 29, 30]), ("10:12", [10, 11])],
+    [
+        (-1, [30]),
+        (0, [0]),
+        (15, [15]),
+        (-2, [29]),
+        ([3, -1, 3], [3, 30]),
+        ("-4:", [27, 28, 29, 30]),
+        ("10:12", [10, 11]),
+    ],
 )
 def test_resolve_layers(spec, expected):
     assert resolve_layers(spec, 30) == expected

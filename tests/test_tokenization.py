@@ -21,7 +21,9 @@ def test_text_mask_selects_exactly_the_texts_tokens_by_offsets(prompt_tokenizer,
     spans = rendered.pooled_spans
     expected = [any(s < b and e > a for a, b in spans) for s, e in offsets["offset_mapping"]]
     assert item.text_mask == expected
-    selected = "".join(rendered.string[s:e] for (s, e), keep in zip(offsets["offset_mapping"], expected) if keep)
+    selected = "".join(
+        rendered.string[s:e] for (s, e), keep in zip(offsets["offset_mapping"], expected, strict=False) if keep
+    )
     # the text's tokens cover it; a token straddling text and prompt (here '."') counts as text
     assert text in selected and len(selected.strip()) <= len(text) + 1
 
@@ -30,7 +32,7 @@ def test_echo_mask_covers_the_second_copy_only(prompt_tokenizer, decoder_tokeniz
     template = STRATEGIES["echo"].query_templates[0]
     item = prompt_tokenizer.tokenize([template.render("dogs bark")])[0]
     tokens = decoder_tokenizer.convert_ids_to_tokens(item.ids)
-    masked = [t for t, keep in zip(tokens, item.text_mask) if keep]
+    masked = [t for t, keep in zip(tokens, item.text_mask, strict=False) if keep]
     assert "".join(masked).replace("Ġ", " ").strip() == "dogs bark"
     first_copy_end = tokens.index(",")
     assert not any(item.text_mask[:first_copy_end])

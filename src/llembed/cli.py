@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # llembed never downloads; fail fa
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(help="Turn any decoder-only LLM into a text-embedding model.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model folder, .gguf file, alias or cached hub id")]
 RecipeOpt = Annotated[Path | None, typer.Option("--recipe", help="Recipe YAML/JSON; other flags override it")]

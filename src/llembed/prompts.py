@@ -105,7 +105,7 @@ METAEOL = (
     "product based on the review on a scale of 1-5, where 1 means 'extremely negative' and 5 means 'extremely "
     'positive\'. For this task, this sentence : "{text}" reflects the sentiment in one word:"',
     "In this task, you're reading a personal diary entry. Your task is to identify the predominant emotion "
-    "expressed, such as joy, sadness, anger, fear, or love. For this task, this sentence : \"{text}\" conveys "
+    'expressed, such as joy, sadness, anger, fear, or love. For this task, this sentence : "{text}" conveys '
     'the emotion in one word:"',
     "In this task, you're presented with two sentences. Your task is to assess whether the sentences convey the "
     "same meaning. Use 'identical', 'similar', 'different', or 'unrelated' to describe the relationship. To "
@@ -116,7 +116,7 @@ METAEOL = (
     "In this task, you're examining a news article. Your task is to extract the most critical fact from the "
     'article. For this task, this sentence : "{text}" encapsulates the key fact in one word:"',
     "In this task, you're reviewing a scientific abstract. Your task is to identify the main entities (e.g., "
-    "proteins, diseases) and their relations (e.g., causes, treats). For this task, this sentence : \"{text}\" "
+    'proteins, diseases) and their relations (e.g., causes, treats). For this task, this sentence : "{text}" '
     'highlights the primary entity or relation in one word:"',
 )
 
@@ -151,7 +151,7 @@ STRATEGIES: dict[str, Strategy] = {
         ),
         Strategy(
             "prompteol",
-            "This sentence : \"{text}\" means in one word:\" — summarise into the next token",
+            'This sentence : "{text}" means in one word:" — summarise into the next token',
             "Jiang et al., 2023, Scaling Sentence Embeddings with LLMs (arXiv:2307.16645)",
             _single(PROMPTEOL),
         ),

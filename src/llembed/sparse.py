@@ -37,6 +37,6 @@ def to_token_dicts(matrix: scipy.sparse.csr_matrix, id_to_token: Sequence[str] |
     rows = []
     for row in range(matrix.shape[0]):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
-        pairs = sorted(zip(matrix.indices[start:end], matrix.data[start:end]), key=lambda p: -p[1])
+        pairs = sorted(zip(matrix.indices[start:end], matrix.data[start:end], strict=False), key=lambda p: -p[1])
         rows.append({(id_to_token[i] if id_to_token else int(i)): float(w) for i, w in pairs})
     return rows

@@ -77,7 +77,26 @@ def _st_prompts(embedder: Embedder) -> dict[str, str]:
                 raise RecipeError("set the recipe's task to export an instruction prompt")
             prefix = prefix.replace("{task}", task)
         prompts[side] = prefix
+        if embedder.recipe.exclude_prompt and prefix:
+            _check_prompt_boundary(embedder, prefix)
     return prompts
+
+
+def _check_prompt_boundary(embedder: Embedder, prefix: str) -> None:
+    """ST excludes as many tokens as the prompt has when tokenized alone; llembed excludes by character offsets.
+    They agree only when the prompt's tokens are unchanged by the text that follows (e.g. a prompt ending in a
+    newline; not one ending in a space, which merges into the text's first token)."""
+    from llembed.prompts import PromptTemplate
+
+    tokenizer = embedder._prompt_tokenizer
+    probe = tokenizer.tokenize([PromptTemplate(prefix + "{text}").render("Hello world")])[0]
+    ours = probe.text_mask.index(True)
+    theirs = len(tokenizer.tokenize([PromptTemplate("{text}").render(prefix)])[0].ids) - len(tokenizer.suffix_ids)
+    if ours != theirs:
+        raise RecipeError(
+            f"with exclude_prompt, sentence-transformers would exclude {theirs} prompt tokens where llembed excludes "
+            f"{ours} (the prompt {prefix[-12:]!r} merges with the text's first token); end the prompt with a newline"
+        )
 
 
 def export_sentence_transformers(embedder: Embedder, target: Path) -> Path:
@@ -113,10 +132,18 @@ def export_sentence_transformers(embedder: Embedder, target: Path) -> Path:
             tokenizer.save_pretrained(hf_dir)
         finally:
             tokenizer.padding_side = saved_side
-        transformer = Transformer(str(hf_dir), max_seq_length=recipe.max_length)
+        # text modality only: ST 6 would otherwise wrap texts in the chat template of instruct models
+        transformer = Transformer(
+            str(hf_dir),
+            max_seq_length=recipe.max_length,
+            modality_config={"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+            module_output_name="token_embeddings",
+        )
         modules = [
             transformer,
-            Pooling(backbone.hidden_size, pooling_mode=ST_POOLING[recipe.pooling], include_prompt=not recipe.exclude_prompt),
+            Pooling(
+                backbone.hidden_size, pooling_mode=ST_POOLING[recipe.pooling], include_prompt=not recipe.exclude_prompt
+            ),
         ]
         if recipe.normalize:
             modules.append(Normalize())

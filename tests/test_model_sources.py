@@ -1,0 +1,45 @@
+import time
+
+import pytest
+
+from llembed import Embedder, ModelNotFoundError
+from llembed.model_sources import dequantized_gguf, locate
+
+
+def test_unknown_hub_id_fails_fast_with_a_clear_error():
+    start = time.perf_counter()
+    with pytest.raises(ModelNotFoundError, match="not available locally"):
+        Embedder.from_pretrained("some-org/not-a-cached-model")
+    assert time.perf_counter() - start < 1.0
+
+
+def test_missing_paths_and_wrong_files(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="no such model path"):
+        locate("./does/not/exist")
+    text = tmp_path / "notes.txt"
+    text.write_text("hi")
+    with pytest.raises(ModelNotFoundError, match="not a .gguf"):
+        locate(text)
+    with pytest.raises(ModelNotFoundError, match="no config.json"):
+        locate(tmp_path)
+
+
+def test_bundled_aliases_resolve_to_the_packages():
+    default = locate(None)
+    assert default.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf" and default.name == "smollm2-135m"
+    minilm = locate("all-minilm-l6-v2")
+    assert (minilm.path / "modules.json").is_file() and minilm.gguf_file is None
+
+
+def test_gguf_is_dequantized_once_into_the_cache(default_model_dir):
+    assert (default_model_dir / "model.safetensors").is_file()
+    assert "quantization_config" not in (default_model_dir / "config.json").read_text()
+    start = time.perf_counter()
+    assert dequantized_gguf(locate(None)) == default_model_dir
+    assert time.perf_counter() - start < 2.0  # a hash of the file, no conversion
+
+
+def test_a_gguf_file_path_and_a_folder_holding_one_resolve_alike():
+    source = locate(None)
+    by_file = locate(source.path / source.gguf_file)
+    assert by_file.path == source.path and by_file.gguf_file == source.gguf_file

@@ -1,0 +1,84 @@
+"""The real bundled models, offline: SmolLM2-135M-Instruct (default) and all-MiniLM-L6-v2 (encoder baseline)."""
+
+import numpy as np
+import pytest
+
+from llembed import Embedder
+
+from .conftest import SENTENCES
+
+
+def test_default_model_ranks_paraphrase_above_unrelated_under_prompteol(default_embedder):
+    assert default_embedder.recipe.prompt == "prompteol" and default_embedder.recipe.pooling == "last"
+    anchor, paraphrase, unrelated = default_embedder.encode(
+        ["A man is playing a guitar.", "Someone plays a guitar.", "The stock market fell sharply."]
+    )
+    assert anchor @ paraphrase > anchor @ unrelated + 0.05
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "weighted_mean", "max"])
+def test_default_model_batch_equals_singles(default_embedder, pooling):
+    embedder = Embedder(default_embedder.backbone, default_embedder.recipe.replace(pooling=pooling))
+    batched = embedder.encode(SENTENCES, batch_size=5)
+    singles = np.stack([embedder.encode(text) for text in SENTENCES])
+    assert (batched * singles).sum(axis=1).min() >= 0.9999
+
+
+def test_default_model_in_bfloat16_stays_close_to_float32(default_embedder):
+    bf16 = Embedder.from_pretrained(None, dtype="bfloat16")
+    cosine = (bf16.encode(SENTENCES) * default_embedder.encode(SENTENCES)).sum(axis=1)
+    assert cosine.min() >= 0.99
+
+
+def test_sparse_vectors_of_the_default_model_are_lexical(default_embedder):
+    (weights,) = default_embedder.encode_sparse(["A man is playing a guitar."], top_k=32, output="dict")
+    tokens = {token.lstrip("Ġ").lower() for token in weights}
+    assert tokens & {"guitar", "music", "musician", "playing", "guitarist"}
+
+
+def test_minilm_matches_sentence_transformers():
+    from sentence_transformers import SentenceTransformer
+
+    from llembed.model_sources import locate
+
+    embedder = Embedder.from_pretrained("all-minilm-l6-v2", dtype="float32")
+    assert embedder.recipe.pooling == "mean" and embedder.recipe.max_length == 256
+    reference = SentenceTransformer(str(locate("all-minilm-l6-v2").path), device="cpu").encode(SENTENCES)
+    assert np.abs(embedder.encode(SENTENCES) - reference).max() < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("recipe", "side"),
+    [
+        ({"prompt": "none", "pooling": "last"}, "document"),
+        ({"prompt": "instruction", "pooling": "mean", "task": "Find sentences about music"}, "query"),
+        ({"prompt": "Represent this sentence:\n{text}", "pooling": "weighted_mean", "exclude_prompt": True}, "query"),
+    ],
+)
+def test_sentence_transformers_export_reproduces_llembed(default_embedder, tmp_path, recipe, side):
+    from sentence_transformers import SentenceTransformer
+
+    embedder = Embedder(default_embedder.backbone, default_embedder.recipe.replace(**recipe))
+    folder = embedder.save_sentence_transformers(tmp_path / "st")
+    model = SentenceTransformer(str(folder), device="cpu")
+    ours = embedder.encode_queries(SENTENCES) if side == "query" else embedder.encode_documents(SENTENCES)
+    theirs = model.encode(SENTENCES, prompt_name=side)
+    assert np.abs(ours - theirs).max() < 1e-4
+
+
+def test_export_refuses_what_sentence_transformers_cannot_express(default_embedder, tmp_path):
+    from llembed import RecipeError
+
+    refused = (
+        {"prompt": "prompteol"},
+        {"prompt": "metaeol"},
+        {"prompt": "none", "layer": 10},
+        {"prompt": "none", "bidirectional": True},
+        {"prompt": "none", "pooling": "eos"},
+        {"prompt": "instruction", "task": "Find it", "exclude_prompt": True, "pooling": "mean"},
+    )
+    for change in refused:
+        embedder = Embedder(default_embedder.backbone, default_embedder.recipe.replace(**change))
+        with pytest.raises(RecipeError):
+            embedder.save_sentence_transformers(tmp_path / "st")
+        assert not (tmp_path / "st").exists()
