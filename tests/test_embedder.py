@@ -56,6 +56,7 @@ def test_mixed_batch_sizes_give_the_same_vectors(tiny_backbones):
 
 def test_pool_reads_every_spec_off_one_forward_pass(tiny_backbones):
     embedder = make(tiny_backbones, "llama", prompt="prompteol", pooling="last")
+    embedder.prefix_cache = False  # else the shared prefix is one more (tiny) pass
     specs = [PoolSpec("last", (4,)), PoolSpec("mean", (2,)), PoolSpec("weighted_mean", (2, 4))]
     calls = []
     handle = embedder.backbone.layers[0].register_forward_pre_hook(lambda *_: calls.append(1))
@@ -237,3 +238,46 @@ def test_from_recipe_file_round_trip(tiny_model_dirs, tmp_path):
     again = Embedder.from_recipe(path)
     assert again.recipe == embedder.recipe
     assert np.allclose(again.encode(SENTENCES), embedder.encode(SENTENCES), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", TINY_KINDS)
+@pytest.mark.parametrize("prompt", ["prompteol", "ke", "metaeol", "icl", "echo", "token_prepending", "instruction"])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_shared_prefix_cache_equals_the_full_computation(tiny_backbones, kind, prompt, side):
+    task = "Retrieve similar sentences" if prompt == "instruction" else None
+    for pooling in POOLINGS:
+        for exclude in (False, True):
+            embedder = make(
+                tiny_backbones,
+                kind,
+                prompt=prompt,
+                pooling=pooling,
+                padding_side=side,
+                task=task,
+                exclude_prompt=exclude,
+                layer=[2, 4],
+            )
+            cached = embedder.encode_queries(SENTENCES, batch_size=2)
+            assert embedder._prefix_states, "the prefix cache was not used"
+            embedder.prefix_cache = False
+            full = embedder.encode_queries(SENTENCES, batch_size=2)
+            assert cosine_rows(cached, full).min() >= 0.9999, (kind, prompt, side, pooling, exclude)
+
+
+def test_prefix_tokens_are_run_once_per_call(tiny_backbones):
+    embedder = make(tiny_backbones, "llama", prompt="ke", pooling="last")
+    widths = []
+    handle = embedder.backbone.layers[0].register_forward_pre_hook(
+        lambda _m, args, kwargs: widths.append((args[0] if args else kwargs["hidden_states"]).shape), with_kwargs=True
+    )
+    try:
+        embedder.encode(SENTENCES, batch_size=5)
+    finally:
+        handle.remove()
+    prefix = embedder._prompt_tokenizer.prefix_ids(embedder.strategy.query_templates[0])
+    longest = max(
+        len(i.ids) for i in embedder._prompt_tokenizer.tokenize_texts(SENTENCES, embedder.strategy.query_templates[0])
+    )
+    assert len(prefix) > 30
+    # one pass over the prefix alone, then the batch without the prefix's columns
+    assert widths == [(1, len(prefix), 64), (5, longest - len(prefix), 64)]

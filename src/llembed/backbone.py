@@ -132,6 +132,13 @@ class Backbone:
         limits = [limit for limit in limits if isinstance(limit, int) and limit > 0]
         return min(limits) if limits else 512
 
+    @property
+    def has_sliding_window(self) -> bool:
+        config = self.model.config
+        return bool(getattr(config, "sliding_window", None)) or "sliding_attention" in (
+            getattr(config, "layer_types", None) or ()
+        )
+
     def lm_head(self) -> nn.Module:
         head = self.model.get_output_embeddings() if self.is_decoder else None
         if head is None:
@@ -174,16 +181,67 @@ class Backbone:
         layer_ids: Sequence[int],
         bidirectional: bool = False,
         tp_layers: tuple[int, int] | None = None,
+        prefix: PrefixState | None = None,
     ) -> dict[int, torch.Tensor]:
         """Hidden states at ``layer_ids`` (0 = embeddings, ``num_layers`` = final output), stopping early.
 
         ``tp_layers`` applies Token Prepending: before each block in ``[start, stop)`` the placeholder's state
-        is overwritten with the last token's state.
+        is overwritten with the last token's state. ``prefix``: the batch's first ``prefix.length`` columns are a
+        shared prompt prefix whose keys/values and states were computed once (:meth:`encode_prefix`); only the
+        remaining columns run through the model.
         """
+        skip = 0 if prefix is None else prefix.length
+        rows = batch.input_ids.shape[0]
+        cache = None
+        if prefix is not None:
+            if bidirectional:
+                raise RecipeError("a cached prefix cannot see later tokens: no prefix cache with bidirectional")
+            cache = prefix.expanded_cache(rows)
+        captured = self._run(
+            batch.input_ids[:, skip:],
+            batch.attention_mask,
+            batch.position_ids[:, skip:],
+            layer_ids,
+            bidirectional=bidirectional,
+            tp_columns=None if tp_layers is None else _tp_columns(batch, skip),
+            tp_layers=tp_layers,
+            cache=cache,
+        )
+        if prefix is not None:
+            for index in layer_ids:
+                shared = prefix.hidden[index].expand(rows, -1, -1)
+                captured[index] = torch.cat([shared, captured[index]], dim=1)
+        return captured
+
+    @torch.inference_mode()
+    def encode_prefix(self, ids: Sequence[int], layer_ids: Sequence[int]) -> PrefixState:
+        """Run a prompt prefix once; its keys/values and states then serve every batch that starts with it."""
+        from transformers import DynamicCache
+
+        input_ids = torch.tensor([list(ids)])
+        cache = DynamicCache(config=self.model.config)
+        hidden = self._run(
+            input_ids,
+            torch.ones_like(input_ids),
+            torch.arange(len(ids)).unsqueeze(0),
+            layer_ids,
+            cache=cache,
+        )
+        kv = [(keys, values) for keys, values, *_ in cache if keys is not None and keys.numel()]
+        return PrefixState(len(ids), kv, hidden)
+
+    def _run(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        layer_ids: Sequence[int],
+        bidirectional: bool = False,
+        tp_columns: tuple[torch.Tensor, torch.Tensor] | None = None,
+        tp_layers: tuple[int, int] | None = None,
+        cache=None,
+    ) -> dict[int, torch.Tensor]:
         device = self.device
-        input_ids = batch.input_ids.to(device)
-        attention_mask = batch.attention_mask.to(device)
-        position_ids = batch.position_ids.to(device)
         deepest = max(layer_ids)
         captured: dict[int, torch.Tensor] = {}
         handles = []
@@ -209,11 +267,13 @@ class Backbone:
             if index in layer_ids or index == deepest:
                 handles.append(self.layers[index - 1].register_forward_hook(block_output(index)))
         if tp_layers is not None:
-            handles += self._token_prepending_hooks(batch, tp_layers)
+            handles += self._token_prepending_hooks(tp_columns, tp_layers)
 
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        kwargs = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
         if self.is_decoder:
-            kwargs.update(position_ids=position_ids, use_cache=False)
+            kwargs.update(position_ids=position_ids.to(device), use_cache=cache is not None)
+            if cache is not None:
+                kwargs["past_key_values"] = cache
         try:
             with self.attention(bidirectional):
                 output = self.base(**kwargs)
@@ -226,16 +286,13 @@ class Backbone:
                 handle.remove()
         return {index: captured[index] for index in layer_ids}
 
-    def _token_prepending_hooks(self, batch: TokenBatch, tp_layers: tuple[int, int]) -> list:
-        if batch.pst_index is None:
-            raise RecipeError("tp_layers is set but the prompt has no {pst} placeholder (use token_prepending)")
+    def _token_prepending_hooks(self, columns: tuple[torch.Tensor, torch.Tensor], tp_layers: tuple[int, int]) -> list:
         start, stop = tp_layers
         if not 0 <= start < self.num_layers:
             raise RecipeError(f"tp_layers start {start} outside the model's {self.num_layers} layers")
         device = self.device
-        rows = torch.arange(batch.input_ids.shape[0], device=device)
-        pst = batch.pst_index.to(device)
-        last = batch.last_index.to(device)
+        pst, last = (column.to(device) for column in columns)
+        rows = torch.arange(pst.shape[0], device=device)
 
         def replace(_module, args, kwargs):
             hidden = args[0] if args else kwargs["hidden_states"]
@@ -249,3 +306,29 @@ class Backbone:
             self.layers[i].register_forward_pre_hook(replace, with_kwargs=True)
             for i in range(start, min(stop, self.num_layers))
         ]
+
+
+def _tp_columns(batch: TokenBatch, skip: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Placeholder and last-token columns of each row, in the coordinates of the columns that are run."""
+    if batch.pst_index is None:
+        raise RecipeError("tp_layers is set but the prompt has no {pst} placeholder (use token_prepending)")
+    if bool((batch.pst_index < skip).any()):
+        raise RecipeError("the Token Prepending placeholder cannot be part of a cached prefix")
+    return batch.pst_index - skip, batch.last_index - skip
+
+
+@dataclass
+class PrefixState:
+    """A shared prompt prefix run once: per-layer keys/values and the hidden states of its tokens."""
+
+    length: int
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    hidden: dict[int, torch.Tensor]  # layer → (1, length, D)
+
+    def expanded_cache(self, rows: int):
+        from transformers import DynamicCache
+
+        # a fresh cache per batch: the forward pass appends the batch's own keys/values to it
+        return DynamicCache(
+            ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.kv]
+        )

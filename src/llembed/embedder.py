@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from llembed import pooling as pooling_ops
-from llembed.backbone import Backbone
+from llembed.backbone import Backbone, PrefixState
 from llembed.errors import InputError, RecipeError
 from llembed.model_sources import locate
 from llembed.output import format_vectors
@@ -26,12 +26,14 @@ from llembed.prompts import PromptTemplate, Strategy, resolve_strategy, template
 from llembed.recipe import Recipe, resolve_layers
 from llembed.sparse import lexical_weights, to_csr, to_token_dicts
 from llembed.st_compat import sentence_transformers_defaults
-from llembed.tokenization import PromptTokenizer, TokenBatch, TokenizedText, collate
+from llembed.tokenization import PromptTokenizer, TokenBatch, TokenizedText, collate, shared_prefix_length
 
 logger = logging.getLogger(__name__)
 
 DECODER_DEFAULTS = {"prompt": "prompteol", "pooling": "last"}
 CHUNK_TEXTS = 4096  # texts tokenized and length-sorted together; bounds memory on long inputs
+MIN_PREFIX_TOKENS = 2  # shorter shared prefixes aren't worth a cache
+MAX_CACHED_PREFIXES = 32  # MetaEOL needs 8 at once
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ class Embedder:
             append_eos=recipe.pooling == "eos",
             placeholder_id=_placeholder_id(backbone.tokenizer),
         )
+        self.prefix_cache = True
+        """Compute a prompt's shared prefix once per call (see ``_shared_prefix``); off only for comparisons."""
+        self._prefix_states: dict[tuple, PrefixState] = {}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -217,9 +222,11 @@ class Embedder:
                 for start in range(0, len(texts), CHUNK_TEXTS):
                     chunk = texts[start : start + CHUNK_TEXTS]
                     items = self._prompt_tokenizer.tokenize_texts(chunk, template, task)
-                    for rows, batch in self._batches(items, batch_size):
+                    prefix = self._shared_prefix(items, template, task, layer_ids)
+                    skip = 0 if prefix is None else prefix.length
+                    for rows, batch in self._batches(items, batch_size, skip):
                         states = self.backbone.hidden_states(
-                            batch, layer_ids, self.recipe.bidirectional, _tp(self.recipe, template)
+                            batch, layer_ids, self.recipe.bidirectional, _tp(self.recipe, template), prefix
                         )
                         use_text = self.recipe.exclude_prompt or template.pool_occurrence == "last"
                         for spec in specs:
@@ -234,13 +241,38 @@ class Embedder:
                         bar.update(len(rows))
         return {spec: value / len(templates) for spec, value in sums.items()}
 
-    def _batches(self, items: list[TokenizedText], batch_size: int) -> Iterable[tuple[torch.Tensor, TokenBatch]]:
+    def _batches(
+        self, items: list[TokenizedText], batch_size: int, prefix_length: int = 0
+    ) -> Iterable[tuple[torch.Tensor, TokenBatch]]:
         """Longest first, so padding stays small and memory peaks early; yields original row indices."""
         order = sorted(range(len(items)), key=lambda i: -len(items[i].ids))
         pad_id = self.tokenizer.pad_token_id
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            yield torch.tensor(rows), collate([items[i] for i in rows], pad_id, self.padding_side)
+            yield torch.tensor(rows), collate([items[i] for i in rows], pad_id, self.padding_side, prefix_length)
+
+    def _shared_prefix(
+        self, items: list[TokenizedText], template: PromptTemplate, task: str | None, layer_ids: list[int]
+    ) -> PrefixState | None:
+        """The template's shared leading tokens, run once and reused by every batch (equal results, less work).
+
+        Not with bidirectional attention (prefix tokens would have to see the text), nor for encoders, nor with
+        left padding on sliding-window models (pads between prefix and text would count towards the window).
+        """
+        if not (self.prefix_cache and self.backbone.is_decoder) or self.recipe.bidirectional:
+            return None
+        if self.padding_side == "left" and self.backbone.has_sliding_window:
+            return None
+        prefix_ids = self._prompt_tokenizer.prefix_ids(template, task)
+        length = shared_prefix_length(items, prefix_ids)
+        if length < MIN_PREFIX_TOKENS:
+            return None
+        key = (tuple(prefix_ids[:length]), tuple(layer_ids))
+        if key not in self._prefix_states:
+            if len(self._prefix_states) >= MAX_CACHED_PREFIXES:
+                self._prefix_states.pop(next(iter(self._prefix_states)))
+            self._prefix_states[key] = self.backbone.encode_prefix(prefix_ids[:length], layer_ids)
+        return self._prefix_states[key]
 
     # ------------------------------------------------------------------ similarity & calibration
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -58,7 +58,7 @@ class PromptTokenizer:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.truncation = truncation
-        self.prefix_ids, self.suffix_ids = _special_wrapping(tokenizer)
+        self.prefix_ids_special, self.suffix_ids = _special_wrapping(tokenizer)
         self.eos_ids: list[int] = []
         if append_eos:
             if tokenizer.eos_token_id is None:
@@ -69,7 +69,7 @@ class PromptTokenizer:
 
     @property
     def num_special(self) -> int:
-        return len(self.prefix_ids) + len(self.suffix_ids) + len(self.eos_ids)
+        return len(self.prefix_ids_special) + len(self.suffix_ids) + len(self.eos_ids)
 
     def tokenize(self, rendered: Sequence[Rendered]) -> list[TokenizedText]:
         """Tokenize rendered prompts; a prompt split by a placeholder is tokenized as two chunks."""
@@ -85,7 +85,7 @@ class PromptTokenizer:
         out = []
         chunk_index = 0
         for item in rendered:
-            ids: list[int] = list(self.prefix_ids)
+            ids: list[int] = list(self.prefix_ids_special)
             mask = [False] * len(ids)
             pst_index = None
             pieces = 1 if item.pst_at is None else 2
@@ -105,6 +105,17 @@ class PromptTokenizer:
             mask += [False] * (len(self.suffix_ids) + len(self.eos_ids))
             out.append(TokenizedText(ids, mask, pst_index))
         return out
+
+    def prefix_ids(self, template: PromptTemplate, task: str | None = None) -> list[int]:
+        """Token ids of the template's literal start (before the first text or placeholder), specials included."""
+        sentinel = "\x00"
+        rendered = template.render(sentinel, task)
+        end = rendered.string.index(sentinel)
+        if rendered.pst_at is not None:
+            end = min(end, rendered.pst_at)
+        head = rendered.string[:end]
+        ids = self.tokenizer(head, add_special_tokens=False)["input_ids"] if head else []
+        return list(self.prefix_ids_special) + ids
 
     def tokenize_texts(
         self, texts: Sequence[str], template: PromptTemplate, task: str | None = None
@@ -149,8 +160,12 @@ def _in_spans(start: int, end: int, spans: tuple[tuple[int, int], ...]) -> bool:
     return end > start and any(start < b and end > a for a, b in spans)
 
 
-def collate(items: Sequence[TokenizedText], pad_id: int, padding_side: str) -> TokenBatch:
-    """Pad to the longest item; positions count real tokens so left padding doesn't shift them."""
+def collate(items: Sequence[TokenizedText], pad_id: int, padding_side: str, prefix_length: int = 0) -> TokenBatch:
+    """Pad to the longest item; positions count real tokens so padding doesn't shift them.
+
+    With a cached ``prefix_length``, left padding goes between the shared prefix and the rest
+    (``[prefix][pads][rest]``), so the prefix columns are the same for every row.
+    """
     width = max(len(item.ids) for item in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(items), width), dtype=torch.long)
@@ -159,13 +174,28 @@ def collate(items: Sequence[TokenizedText], pad_id: int, padding_side: str) -> T
     pst = torch.zeros(len(items), dtype=torch.long) if has_pst else None
     for row, item in enumerate(items):
         n = len(item.ids)
-        offset = width - n if padding_side == "left" else 0
-        ids[row, offset : offset + n] = torch.tensor(item.ids)
-        attention[row, offset : offset + n] = 1
-        text[row, offset : offset + n] = torch.tensor(item.text_mask)
+        pad = width - n if padding_side == "left" else 0
+        columns = torch.arange(n)
+        columns[prefix_length:] += pad
+        ids[row, columns] = torch.tensor(item.ids)
+        attention[row, columns] = 1
+        text[row, columns] = torch.tensor(item.text_mask, dtype=torch.bool)
         if pst is not None:
             if item.pst_index is None:
                 raise InputError("a batch mixes prompts with and without a Token Prepending placeholder")
-            pst[row] = offset + item.pst_index
+            pst[row] = columns[item.pst_index]
     positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
     return TokenBatch(ids, attention, positions, text, pst)
+
+
+def shared_prefix_length(items: Sequence[TokenizedText], prefix_ids: Sequence[int]) -> int:
+    """How many leading tokens every item shares with ``prefix_ids`` (each item keeps at least one own token,
+    and a Token Prepending placeholder is never part of the shared prefix)."""
+    length = len(prefix_ids)
+    for item in items:
+        limit = min(length, len(item.ids) - 1, item.pst_index if item.pst_index is not None else length)
+        common = 0
+        while common < limit and item.ids[common] == prefix_ids[common]:
+            common += 1
+        length = common
+    return max(length, 0)
