@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,8 @@ class Embedder:
             append_eos=recipe.pooling == "eos",
             placeholder_id=_placeholder_id(backbone.tokenizer),
         )
+        self.last_stats: dict[str, float] = {}
+        """Texts, prompted tokens and seconds of the last :meth:`pool` call (for efficiency reports)."""
         self.prefix_cache = True
         """Compute a prompt's shared prefix once per call (see ``_shared_prefix``); off only for comparisons."""
         self._prefix_states: dict[tuple, PrefixState] = {}
@@ -128,17 +131,25 @@ class Embedder:
     ) -> np.ndarray:
         """Embed texts → ``(n, d)`` array (``(d,)`` for a single string), in the recipe's precision."""
         single = isinstance(texts, str)
-        batch = [texts] if single else texts
-        spec = PoolSpec(self.recipe.pooling, tuple(self.layer_ids))
-        pooled = self.pool(batch, [spec], side=side, task=task, batch_size=batch_size, progress=show_progress_bar)
-        vectors = format_vectors(
-            pooled[spec],
+        pooled = self.pool([texts] if single else texts, [self.spec], side, task, batch_size, show_progress_bar)
+        vectors = self.format(pooled[self.spec], normalize)
+        return vectors[0] if single else vectors
+
+    @property
+    def spec(self) -> PoolSpec:
+        """The recipe's pooling and layers."""
+        return PoolSpec(self.recipe.pooling, tuple(self.layer_ids))
+
+    def format(self, pooled: torch.Tensor, normalize: bool | None = None) -> np.ndarray:
+        """Pooled float vectors → the recipe's output (Matryoshka cut, normalisation, precision)."""
+        ranges = self.recipe.quantization_ranges
+        return format_vectors(
+            pooled,
             normalize=self.recipe.normalize if normalize is None else normalize,
             truncate_dim=self.recipe.truncate_dim,
             precision=self.recipe.precision,
-            ranges=None if self.recipe.quantization_ranges is None else np.asarray(self.recipe.quantization_ranges),
+            ranges=None if ranges is None else np.asarray(ranges),
         )
-        return vectors[0] if single else vectors
 
     def encode_queries(self, texts: str | Sequence[str], task: str | None = None, **kwargs: Any) -> np.ndarray:
         """Embed queries: instruction strategies put ``task`` (or the recipe's) into the prompt."""
@@ -165,14 +176,20 @@ class Embedder:
         """
         if output not in ("csr", "dict"):
             raise InputError(f"output must be 'csr' or 'dict', not {output!r}")
-        top_k = top_k or self.recipe.sparse_top_k
-        spec = PoolSpec(self.recipe.pooling, tuple(self.layer_ids))
-        pooled = self.pool(texts, [spec], side=side, task=task, batch_size=batch_size, progress=show_progress_bar)
-        values, ids = lexical_weights(self.lm_logits(pooled[spec], spec.layers), top_k)
-        matrix = to_csr(values, ids, self.lm_vocab_size)
+        pooled = self.pool(texts, [self.spec], side, task, batch_size, show_progress_bar)
+        matrix = self.sparse(pooled[self.spec], top_k)
         if output == "csr":
             return matrix
         return to_token_dicts(matrix, self.tokenizer.convert_ids_to_tokens(list(range(self.lm_vocab_size))))
+
+    def sparse(self, pooled: torch.Tensor, top_k: int | None = None, layers: Sequence[int] | None = None):
+        """Pooled states (of ``layers``, the recipe's by default) → lexical CSR matrix; no new forward pass."""
+        if len(pooled) == 0:
+            return to_csr(torch.zeros((0, 1)), torch.zeros((0, 1), dtype=torch.long), self.lm_vocab_size)
+        values, ids = lexical_weights(
+            self.lm_logits(pooled, layers or self.layer_ids), top_k or self.recipe.sparse_top_k
+        )
+        return to_csr(values, ids, self.lm_vocab_size)
 
     @property
     def lm_vocab_size(self) -> int:
@@ -217,11 +234,14 @@ class Embedder:
         total = len(texts) * len(templates)
         bar = tqdm(total=total, desc="embedding", unit="text", disable=_progress_disabled(progress, total, batch_size))
         sums = {spec: torch.zeros((len(texts), width)) for spec in specs}
+        self.last_stats = {"texts": len(texts), "views": len(templates), "tokens": 0, "seconds": 0.0}
+        started = time.perf_counter()
         with bar:
             for template in templates:
                 for start in range(0, len(texts), CHUNK_TEXTS):
                     chunk = texts[start : start + CHUNK_TEXTS]
                     items = self._prompt_tokenizer.tokenize_texts(chunk, template, task)
+                    self.last_stats["tokens"] += sum(len(item.ids) for item in items)
                     prefix = self._shared_prefix(items, template, task, layer_ids)
                     skip = 0 if prefix is None else prefix.length
                     for rows, batch in self._batches(items, batch_size, skip):
@@ -239,6 +259,7 @@ class Embedder:
                             )
                             sums[spec][start + rows] += vectors.cpu()
                         bar.update(len(rows))
+        self.last_stats["seconds"] = time.perf_counter() - started
         return {spec: value / len(templates) for spec, value in sums.items()}
 
     def _batches(
@@ -275,9 +296,13 @@ class Embedder:
         return self._prefix_states[key]
 
     # ------------------------------------------------------------------ similarity & calibration
+    def to_float(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors of the recipe's precision as float32 (packed binary unpacked to ±1)."""
+        return _as_float(np.atleast_2d(vectors), self.recipe.precision)
+
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Cosine similarity matrix ``(len(a), len(b))``; packed binary vectors are compared as ±1 vectors."""
-        a, b = (_as_float(np.atleast_2d(x), self.recipe.precision) for x in (a, b))
+        a, b = (self.to_float(x) for x in (a, b))
         a = a / np.clip(np.linalg.norm(a, axis=1, keepdims=True), 1e-12, None)
         b = b / np.clip(np.linalg.norm(b, axis=1, keepdims=True), 1e-12, None)
         return a @ b.T

@@ -1,0 +1,240 @@
+"""Convert the real benchmark copies in ../shared/data into llembed's documented layouts (run once; output is
+committed under src/llembed/evaluation/data/). Each dataset folder keeps the source's SOURCE.txt and license
+file and gets a dataset.json manifest naming its task type, MTEB task and license.
+
+    python scripts/bundle_data.py [--shared ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parents[1] / "src" / "llembed" / "evaluation" / "data"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def manifest(folder: Path, **fields) -> None:
+    (folder / "dataset.json").write_text(json.dumps(fields, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def copy_meta(src: Path, dst: Path, *names: str) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (src / name).exists():
+            shutil.copy(src / name, dst / name)
+
+
+def sts_benchmark(shared: Path) -> None:
+    src, dst = shared / "stsbenchmark", OUT / "stsbenchmark"
+    for split in ("train", "dev", "test"):
+        rows = []
+        with (src / f"sts-{split}.csv").open(encoding="utf-8") as handle:
+            for line in handle.read().split("\n"):
+                parts = line.split("\t")
+                if len(parts) >= 7:
+                    rows.append({"sentence1": parts[5], "sentence2": parts[6], "score": float(parts[4])})
+        write_jsonl(dst / f"{split}.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "LICENSE.txt", "readme.txt")
+    manifest(
+        dst,
+        type="sts",
+        name="STSBenchmark",
+        mteb="STSBenchmark",
+        eval_split="test",
+        license="CC BY-SA 4.0 (scores); sentences under their sources' licenses (LICENSE.txt)",
+    )
+
+
+def sick(shared: Path) -> None:
+    src, dst = shared / "sick", OUT / "sick"
+    splits = {"train": ["SICK_train.txt"], "test": ["SICK_train.txt", "SICK_trial.txt", "SICK_test_annotated.txt"]}
+    for split, files in splits.items():
+        rows = []
+        for name in files:
+            with (src / name).open(encoding="utf-8") as handle:
+                for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+                    rows.append(
+                        {
+                            "sentence1": row["sentence_A"],
+                            "sentence2": row["sentence_B"],
+                            "score": float(row["relatedness_score"]),
+                        }
+                    )
+        write_jsonl(dst / f"{split}.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "readme.txt")
+    manifest(
+        dst,
+        type="sts",
+        name="SICK-R",
+        mteb="SICK-R",
+        eval_split="test",
+        note="test = all 9,927 pairs, as MTEB's SICK-R (it includes the train pairs); train = SICK_train only",
+        license="CC BY-NC-SA 3.0 (non-commercial)",
+    )
+
+
+def sts17(shared: Path) -> None:
+    src, dst = shared / "sts17", OUT / "sts17-en-en"
+    pairs = (src / "STS.input.track5.en-en.txt").read_text(encoding="utf-8").rstrip("\n").split("\n")
+    gold = (src / "STS.gs.track5.en-en.txt").read_text(encoding="utf-8").rstrip("\n").split("\n")
+    assert len(pairs) == len(gold) == 250
+    rows = [
+        {"sentence1": p.split("\t")[0], "sentence2": p.split("\t")[1], "score": float(g)} for p, g in zip(pairs, gold)
+    ]
+    write_jsonl(dst / "test.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "LICENSE.txt")
+    manifest(
+        dst,
+        type="sts",
+        name="STS17 en-en",
+        mteb="STS17",
+        mteb_subset="en-en",
+        eval_split="test",
+        license="CC BY-SA 4.0",
+    )
+
+
+def twitter_pit(shared: Path) -> None:
+    src, dst = shared / "twitter_pit2015", OUT / "twitter-semeval2015"
+    data = (src / "test.data").read_text(encoding="utf-8").rstrip("\n").split("\n")
+    labels = (src / "test.label").read_text(encoding="utf-8").rstrip("\n").split("\n")
+    rows = []
+    for line, label in zip(data, labels, strict=True):
+        verdict = label.split("\t")[0]
+        if verdict == "----":  # debatable pairs are excluded from the official evaluation
+            continue
+        parts = line.split("\t")
+        rows.append({"sentence1": parts[2], "sentence2": parts[3], "label": int(verdict == "true")})
+    write_jsonl(dst / "test.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "README.md")
+    manifest(
+        dst,
+        type="pair",
+        name="TwitterSemEval2015 (PIT-2015 test)",
+        mteb="TwitterSemEval2015",
+        eval_split="test",
+        note="official PIT-2015 test, debatable pairs dropped (838 pairs)",
+        license="none stated; tweets under Twitter's terms; research use",
+    )
+
+
+def mrpc(shared: Path) -> None:
+    src, dst = shared / "mrpc", OUT / "mrpc"
+    rows = []
+    with (src / "msr-para-test.tsv").open(encoding="utf-8-sig") as handle:
+        for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            rows.append({"sentence1": row["#1 String"], "sentence2": row["#2 String"], "label": int(row["Quality"])})
+    write_jsonl(dst / "test.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "README.md", "LICENCE.html")
+    manifest(dst, type="pair", name="MRPC", eval_split="test", license="MSR shared source licence (non-commercial)")
+
+
+def banking77(shared: Path) -> None:
+    src, dst = shared / "banking77", OUT / "banking77"
+    for split in ("train", "test"):
+        with (src / f"{split}.csv").open(encoding="utf-8") as handle:
+            rows = [{"text": row["text"], "label": row["category"]} for row in csv.DictReader(handle)]
+        write_jsonl(dst / f"{split}.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "LICENSE")
+    manifest(
+        dst,
+        type="classification",
+        name="Banking77",
+        mteb="Banking77Classification",
+        eval_split="test",
+        samples_per_label=8,
+        license="CC BY 4.0",
+    )
+    cluster = OUT / "banking77-clustering"
+    shutil.rmtree(cluster, ignore_errors=True)
+    copy_meta(src, cluster, "SOURCE.txt", "LICENSE")
+    shutil.copy(dst / "test.jsonl", cluster / "test.jsonl")
+    manifest(
+        cluster,
+        type="clustering",
+        name="Banking77 intents as clusters",
+        eval_split="test",
+        note="derived from the Banking77 test split (77 intents); not an MTEB task",
+        license="CC BY 4.0",
+    )
+
+
+def emotion(shared: Path) -> None:
+    src, dst = shared / "emotion", OUT / "emotion"
+    for split, name in (("train", "train.txt"), ("validation", "val.txt"), ("test", "test.txt")):
+        lines = (src / name).read_text(encoding="utf-8").rstrip("\n").split("\n")[1:]
+        rows = [{"text": line.rsplit(";", 1)[0], "label": line.rsplit(";", 1)[1]} for line in lines]
+        write_jsonl(dst / f"{split}.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt")
+    manifest(
+        dst,
+        type="classification",
+        name="Emotion",
+        mteb="EmotionClassification",
+        eval_split="test",
+        samples_per_label=16,
+        license="research / educational use (dair-ai/emotion, CARER)",
+    )
+
+
+def amazon_counterfactual(shared: Path) -> None:
+    src, dst = shared / "amazon_counterfactual", OUT / "amazon-counterfactual-en"
+    for split in ("train", "test"):
+        with (src / f"EN_{split}.tsv").open(encoding="utf-8") as handle:
+            reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+            rows = [{"text": row["sentence"], "label": int(row["is_counterfactual"])} for row in reader]
+        write_jsonl(dst / f"{split}.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "LICENSE")
+    manifest(
+        dst,
+        type="classification",
+        name="AmazonCounterfactual en",
+        mteb="AmazonCounterfactualClassification",
+        mteb_subset="en",
+        eval_split="test",
+        samples_per_label=32,
+        license="CC BY-NC 4.0 (non-commercial)",
+    )
+
+
+def beir(shared: Path, folder: str, target: str, kind: str, **fields) -> None:
+    src, dst = shared / "retrieval" / folder, OUT / target
+    shutil.rmtree(dst, ignore_errors=True)
+    (dst / "qrels").mkdir(parents=True)
+    for file in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+        shutil.copy(src / file, dst / file)
+    copy_meta(src, dst, "SOURCE.txt", "LICENSE", "LICENSE.txt", "README.md")
+    manifest(dst, type=kind, eval_split="test", **fields)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    shared = parser.parse_args().shared
+    for convert in (sts_benchmark, sick, sts17, twitter_pit, mrpc, banking77, emotion, amazon_counterfactual):
+        convert(shared)
+    beir(shared, "scifact", "scifact", "retrieval", name="SciFact", mteb="SciFact", license="CC BY-NC 2.0")
+    beir(
+        shared,
+        "birco-arguana",
+        "birco-arguana",
+        "reranking",
+        name="BIRCO ArguAna (reranking)",
+        note="candidates per query = its qrels rows, score-0 rows are the negatives",
+        license="CC BY-NC 4.0",
+    )
+    print(f"wrote {sorted(p.name for p in OUT.iterdir())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""The ablation runner: a grid of recipes × tasks, each cell scored and costed, cached and resumable.
+
+All poolings and layers of one prompt (and other forward-pass settings) are read off the same forward passes.
+Each finished cell is written to ``<out>/cache/<key>.json`` at once, keyed by (model, recipe, task, data
+hash), so an interrupted run resumes where it stopped and adding a cell computes only that cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from llembed.embedder import Embedder, PoolSpec
+from llembed.errors import RecipeError
+from llembed.evaluation.datasets import Dataset
+from llembed.evaluation.evaluate import Efficiency, TaskResult, evaluate, sparse_and_hybrid
+from llembed.evaluation.measure import measure
+from llembed.evaluation.tasks import make_task
+from llembed.io_utils import atomic_write_text
+from llembed.recipe import Recipe, resolve_layers
+
+logger = logging.getLogger(__name__)
+
+PASS_FREE_FIELDS = ("pooling", "layer")  # read off a shared forward pass; every other field needs its own
+
+
+@dataclass
+class Cell:
+    """One (recipe, task, variant) result."""
+
+    recipe: dict[str, Any]
+    task: str
+    type: str
+    variant: str
+    scores: dict[str, float]
+    efficiency: dict[str, float]
+    note: str | None = None
+    label: str = ""
+
+    @property
+    def main(self) -> float:
+        return self.scores["main"]
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list]:
+    """``["prompt=none,prompteol", "layer=-1,15"]`` or a single YAML file path → {field: [values]}."""
+    if len(items) == 1 and items[0].endswith((".yaml", ".yml")) and Path(items[0]).is_file():
+        data = yaml.safe_load(Path(items[0]).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise RecipeError(f"{items[0]}: a grid file maps recipe fields to lists of values")
+        return {key: value if isinstance(value, list) else [value] for key, value in data.items()}
+    grid: dict[str, list] = {}
+    for item in items:
+        if "=" not in item:
+            raise RecipeError(f"grid entry {item!r} is not field=value1,value2")
+        key, values = item.split("=", 1)
+        grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+    return grid
+
+
+def cell_key(model: str, recipe: dict, task: str, fingerprint: str, variant: str) -> str:
+    payload = json.dumps([model, recipe, task, fingerprint, variant], sort_keys=True, default=str)
+    return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
+
+
+@dataclass
+class AblationRunner:
+    embedder: Embedder
+    out_dir: Path
+    batch_size: int = 32
+    cells: list[Cell] = field(default_factory=list)
+    computed: int = 0
+    reused: int = 0
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        self.cache_dir = self.out_dir / "cache"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ cache
+    def _cached(self, key: str) -> Cell | None:
+        path = self.cache_dir / f"{key}.json"
+        if not path.is_file():
+            return None
+        try:
+            return Cell(**json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, TypeError):
+            return None  # a damaged entry is recomputed
+
+    def _store(self, key: str, cell: Cell) -> None:
+        atomic_write_text(self.cache_dir / f"{key}.json", json.dumps(asdict(cell), indent=1))
+        self.cells.append(cell)
+        self.computed += 1
+
+    def _reuse(self, cell: Cell) -> None:
+        self.cells.append(cell)
+        self.reused += 1
+
+    def _model(self) -> str:
+        return str(self.embedder.recipe.model)
+
+    # ------------------------------------------------------------------ grid
+    def run_grid(self, grid: dict[str, list], dataset: Dataset, base: Recipe | None = None) -> list[Cell]:
+        """Score every recipe of ``grid`` (applied over ``base``) on ``dataset``."""
+        base = base or self.embedder.recipe
+        task = make_task(dataset)
+        fingerprint = dataset.fingerprint()
+        poolings = grid.get("pooling", [base.pooling])
+        layers = grid.get("layer", [base.layer])
+        pass_fields = {k: v for k, v in grid.items() if k not in PASS_FREE_FIELDS}
+        out = []
+        for values in itertools.product(*pass_fields.values()) if pass_fields else [()]:
+            fixed = dict(zip(pass_fields, values, strict=True))
+            for eos_group in (False, True):  # 'eos' pooling tokenizes differently: its own pass
+                group = [p for p in poolings if (p == "eos") == eos_group]
+                if group:
+                    out += self._run_pass(base.replace(**fixed), group, layers, task, fingerprint)
+        return out
+
+    def _run_pass(self, recipe: Recipe, poolings, layers, task, fingerprint: str) -> list[Cell]:
+        if poolings == ["eos"]:
+            recipe = recipe.replace(pooling="eos")
+        embedder = Embedder(self.embedder.backbone, recipe)
+        wanted = {}
+        for pooling, layer in itertools.product(poolings, layers):
+            cell_recipe = recipe.replace(pooling=pooling, layer=layer)
+            spec = PoolSpec(pooling, tuple(resolve_layers(layer, embedder.backbone.num_layers)))
+            key = cell_key(self._model(), _recipe_fields(cell_recipe), task.name, fingerprint, "dense")
+            wanted[key] = (cell_recipe, spec)
+        cells = []
+        missing = {}
+        for key, (cell_recipe, spec) in wanted.items():
+            cached = self._cached(key)
+            if cached is not None:
+                self._reuse(cached)
+                cells.append(cached)
+            else:
+                missing[key] = (cell_recipe, spec)
+        if not missing:
+            return cells
+        specs = list({spec for _, spec in missing.values()})
+        pooled, efficiency = self._pool(embedder, task, specs)
+        for key, (cell_recipe, spec) in missing.items():
+            vectors = {side: embedder.format(by_spec[spec]) for side, by_spec in pooled.items()}
+            cell = Cell(
+                _recipe_fields(cell_recipe),
+                task.name,
+                task.type,
+                "dense",
+                task.score(vectors),
+                efficiency.to_dict(),
+                task.dataset.subsample_note,
+                _label(cell_recipe),
+            )
+            self._store(key, cell)
+            cells.append(cell)
+        return cells
+
+    def _pool(self, embedder: Embedder, task, specs: list[PoolSpec]):
+        efficiency = Efficiency()
+        pooled = {}
+        for side, texts in task.requests().items():
+            with measure() as cost:
+                pooled[side] = embedder.pool(texts, specs, side=side, batch_size=self.batch_size)
+            efficiency.add(embedder.last_stats, cost.peak_rss_mb)
+        return pooled, efficiency
+
+    # ------------------------------------------------------------------ retrieval variants & baselines
+    def run_lexical(self, dataset: Dataset, recipe: Recipe) -> list[Cell]:
+        """Dense, sparse (LM-head lexical) and hybrid retrieval from one forward pass of ``recipe``."""
+        task = make_task(dataset)
+        fingerprint = dataset.fingerprint()
+        fields = _recipe_fields(recipe)
+        keys = {v: cell_key(self._model(), fields, task.name, fingerprint, v) for v in ("dense", "sparse", "hybrid")}
+        cached = {v: self._cached(k) for v, k in keys.items()}
+        if all(cached.values()):
+            for cell in cached.values():
+                self._reuse(cell)
+            return list(cached.values())
+        embedder = Embedder(self.embedder.backbone, recipe)
+        pooled, efficiency = self._pool(embedder, task, [embedder.spec])
+        dense = {side: embedder.format(p[embedder.spec]) for side, p in pooled.items()}
+        lexical = {side: embedder.sparse(p[embedder.spec]) for side, p in pooled.items()}
+        results = [
+            TaskResult(
+                task.name, task.type, task.score(dense), efficiency.to_dict(), "dense", task.dataset.subsample_note
+            )
+        ]
+        results += sparse_and_hybrid(task, dense, lexical, efficiency.to_dict())
+        cells = []
+        for result in results:
+            cell = Cell(
+                fields,
+                result.task,
+                result.type,
+                result.variant,
+                result.scores,
+                result.efficiency,
+                result.note,
+                f"{_label(recipe)} · {result.variant}",
+            )
+            self._store(keys[result.variant], cell)
+            cells.append(cell)
+        return cells
+
+    def run_baseline(self, dataset: Dataset, baseline: Embedder | str, label: str) -> Cell:
+        """A baseline (an encoder Embedder, or ``"bm25"``) on the same data; cached like any cell."""
+        task = make_task(dataset)
+        fields = {"baseline": label}
+        key = cell_key(label, fields, task.name, dataset.fingerprint(), "baseline")
+        cached = self._cached(key)
+        if cached is not None:
+            self._reuse(cached)
+            return cached
+        if baseline == "bm25":
+            from llembed.evaluation.baselines import evaluate_bm25
+
+            result = evaluate_bm25(task)
+        else:
+            result = evaluate(baseline, task, batch_size=self.batch_size)[0]
+        cell = Cell(fields, task.name, task.type, "baseline", result.scores, result.efficiency, result.note, label)
+        self._store(key, cell)
+        return cell
+
+
+def _recipe_fields(recipe: Recipe) -> dict[str, Any]:
+    data = recipe.to_dict()
+    for volatile in ("quantization_ranges", "precision", "normalize", "truncate_dim", "sparse_top_k", "padding_side"):
+        data.pop(volatile, None)
+    return data
+
+
+def _label(recipe: Recipe) -> str:
+    parts = [f"{recipe.prompt}", f"{recipe.pooling}", f"layer {recipe.layer}"]
+    if recipe.exclude_prompt:
+        parts.append("excl. prompt")
+    if recipe.bidirectional:
+        parts.append("bidirectional")
+    return " · ".join(parts)
+
+
+def best_cells(cells: Iterable[Cell]) -> dict[str, Cell]:
+    """The best non-baseline cell per task (by main score)."""
+    best: dict[str, Cell] = {}
+    for cell in cells:
+        if cell.variant == "baseline" or not np.isfinite(cell.main):
+            continue
+        if cell.task not in best or cell.main > best[cell.task].main:
+            best[cell.task] = cell
+    return best

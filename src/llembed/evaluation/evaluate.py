@@ -1,0 +1,91 @@
+"""Evaluate one recipe on one task: embed what the task asks for, score it, and record what it cost."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import scipy.sparse
+
+from llembed.embedder import Embedder
+from llembed.evaluation.measure import measure
+from llembed.evaluation.tasks import Task
+
+HYBRID_WEIGHT = 0.5  # dense and sparse scores, each min-max normalised per query, mixed half and half
+
+
+@dataclass
+class Efficiency:
+    texts: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    @property
+    def ms_per_text(self) -> float:
+        return 1000 * self.seconds / self.texts if self.texts else 0.0
+
+    def add(self, stats: dict, peak_rss_mb: float) -> None:
+        self.texts += int(stats.get("texts", 0))
+        self.tokens += int(stats.get("tokens", 0))
+        self.seconds += float(stats.get("seconds", 0.0))
+        self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "tokens_per_s": self.tokens_per_s, "ms_per_text": self.ms_per_text}
+
+
+@dataclass
+class TaskResult:
+    task: str
+    type: str
+    scores: dict[str, float]
+    efficiency: dict = field(default_factory=dict)
+    variant: str = "dense"
+    note: str | None = None
+
+    @property
+    def main(self) -> float:
+        return self.scores["main"]
+
+
+def evaluate(embedder: Embedder, task: Task, batch_size: int = 32, sparse: bool = False) -> list[TaskResult]:
+    """Dense scores of ``embedder`` on ``task``; for retrieval/reranking with ``sparse``, also sparse and hybrid."""
+    efficiency = Efficiency()
+    dense: dict[str, np.ndarray] = {}
+    lexical: dict[str, scipy.sparse.csr_matrix] = {}
+    for side, texts in task.requests().items():
+        with measure() as cost:
+            pooled = embedder.pool(texts, [embedder.spec], side=side, batch_size=batch_size)[embedder.spec]
+        efficiency.add(embedder.last_stats, cost.peak_rss_mb)
+        dense[side] = embedder.to_float(embedder.format(pooled))
+        if sparse:  # read off the same forward pass
+            lexical[side] = embedder.sparse(pooled)
+    note = task.dataset.subsample_note
+    results = [TaskResult(task.name, task.type, task.score(dense), efficiency.to_dict(), "dense", note)]
+    if sparse and hasattr(task, "score_similarity"):
+        results += sparse_and_hybrid(task, dense, lexical, efficiency.to_dict())
+    return results
+
+
+def sparse_and_hybrid(task: Task, dense: dict, lexical: dict, efficiency: dict) -> list[TaskResult]:
+    from llembed.evaluation.metrics import cosine_matrix
+
+    dense_scores = cosine_matrix(dense["query"], dense["document"])
+    sparse_scores = (lexical["query"] @ lexical["document"].T).toarray()
+    hybrid = HYBRID_WEIGHT * _minmax(dense_scores) + (1 - HYBRID_WEIGHT) * _minmax(sparse_scores)
+    note = task.dataset.subsample_note
+    return [
+        TaskResult(task.name, task.type, task.score_similarity(sparse_scores), efficiency, "sparse", note),
+        TaskResult(task.name, task.type, task.score_similarity(hybrid), efficiency, "hybrid", note),
+    ]
+
+
+def _minmax(scores: np.ndarray) -> np.ndarray:
+    low = scores.min(axis=1, keepdims=True)
+    span = scores.max(axis=1, keepdims=True) - low
+    return (scores - low) / np.where(span > 0, span, 1.0)

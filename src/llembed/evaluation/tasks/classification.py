@@ -1,0 +1,45 @@
+"""Classification: logistic regression on embeddings, MTEB's protocol (10 seeded experiments, each trained on
+``samples_per_label`` examples per label); accuracy is the main score."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llembed.evaluation.metrics import classification_scores, mteb_undersample
+from llembed.evaluation.tasks.base import Task, lookup, unique
+
+N_EXPERIMENTS = 10
+
+
+class ClassificationTask(Task):
+    type = "classification"
+    main_metric = "accuracy"
+
+    @property
+    def samples_per_label(self) -> int:
+        return int(self.dataset.meta.get("samples_per_label", 8))
+
+    def _train_indices(self) -> list[int]:
+        labels = [r["label"] for r in self.dataset.train]
+        subsets = mteb_undersample(labels, self.samples_per_label, N_EXPERIMENTS)
+        return sorted(set().union(*subsets))
+
+    def requests(self) -> dict[str, list[str]]:
+        train = [self.dataset.train[i]["text"] for i in self._train_indices()]  # only what the experiments use
+        return {"text": unique(train + [r["text"] for r in self.dataset.rows])}
+
+    def score(self, vectors: dict[str, np.ndarray]) -> dict[str, float]:
+        get = lookup(self.requests()["text"], vectors["text"])
+        train, test = self.dataset.train, self.dataset.rows
+        used = self._train_indices()
+        train_vectors = np.zeros((len(train), vectors["text"].shape[1]), dtype=np.float32)
+        train_vectors[used] = get([train[i]["text"] for i in used])
+        scores = classification_scores(
+            train_vectors,
+            [r["label"] for r in train],
+            get([r["text"] for r in test]),
+            [r["label"] for r in test],
+            samples_per_label=self.samples_per_label,
+            n_experiments=N_EXPERIMENTS,
+        )
+        return {"main": scores[self.main_metric], **scores}
