@@ -89,7 +89,8 @@ def sts17(shared: Path) -> None:
     gold = (src / "STS.gs.track5.en-en.txt").read_text(encoding="utf-8").rstrip("\n").split("\n")
     assert len(pairs) == len(gold) == 250
     rows = [
-        {"sentence1": p.split("\t")[0], "sentence2": p.split("\t")[1], "score": float(g)} for p, g in zip(pairs, gold)
+        {"sentence1": p.split("\t")[0], "sentence2": p.split("\t")[1], "score": float(g)}
+        for p, g in zip(pairs, gold, strict=True)
     ]
     write_jsonl(dst / "test.jsonl", rows)
     copy_meta(src, dst, "SOURCE.txt", "LICENSE.txt")
