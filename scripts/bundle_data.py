@@ -124,7 +124,9 @@ def twitter_pit(shared: Path) -> None:
         name="TwitterSemEval2015 (PIT-2015 test)",
         mteb="TwitterSemEval2015",
         eval_split="test",
-        note="official PIT-2015 test, debatable pairs dropped (838 pairs)",
+        mteb_comparable=False,
+        note="official PIT-2015 test, debatable pairs dropped (838 pairs); MTEB's TwitterSemEval2015 is built from "
+        "other parts of this corpus (not bundled), so its scores are not comparable with MTEB's",
         license="none stated; tweets under Twitter's terms; research use",
     )
 

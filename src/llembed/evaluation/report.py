@@ -179,8 +179,8 @@ def _plots(task: str, cells: list[Cell], best: Cell | None) -> list[str]:
         for cell in timed:
             color = "#d62728" if cell is best else "#7f7f7f" if cell.variant == "baseline" else "#1f77b4"
             axis.scatter(cell.efficiency["ms_per_text"], cell.main, color=color, s=40 if cell is best else 18)
-        if best is not None and best.efficiency.get("ms_per_text"):
-            axis.annotate(best.label, (best.efficiency["ms_per_text"], best.main), fontsize=8)
+            if cell is best or cell.variant == "baseline":
+                axis.annotate(cell.label, (cell.efficiency["ms_per_text"], cell.main), fontsize=8)
         axis.set_xscale("log")
         axis.set_xlabel("milliseconds per text (log)")
         axis.set_ylabel("main score")

@@ -1,0 +1,136 @@
+"""``llembed eval``: user data in the documented layouts, JSON output, aliases, and the suite's report."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from llembed import Embedder
+from llembed.cli import app
+from llembed.evaluation.datasets import load_dataset
+from llembed.evaluation.evaluate import evaluate
+from llembed.evaluation.tasks import make_task
+
+runner = CliRunner()
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout[result.stdout.index("{") :])
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model_dirs):
+    return str(tiny_model_dirs["qwen2"])
+
+
+def test_eval_user_sts_file_as_json_equals_the_library(tmp_path, model_dir):
+    rows = [
+        ("A man plays a guitar.", "Someone plays guitar.", 4.5),
+        ("A dog runs.", "Stocks fell.", 0.2),
+        ("A cat sleeps.", "A kitten naps.", 4.0),
+        ("Rain is falling.", "It is raining.", 4.8),
+    ]
+    data = tmp_path / "sts.tsv"
+    data.write_text("sentence1\tsentence2\tscore\n" + "".join(f"{a}\t{b}\t{s}\n" for a, b, s in rows))
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            model_dir,
+            "--data",
+            str(data),
+            "--type",
+            "sts",
+            "--format",
+            "json",
+            "--pooling",
+            "mean",
+            "--dtype",
+            "float32",
+        ],
+    )
+    payload = _json(result)
+    expected = evaluate(
+        Embedder.from_pretrained(model_dir, pooling="mean", dtype="float32"), make_task(load_dataset(data, type="sts"))
+    )[0].scores
+    assert payload["type"] == "sts" and payload["results"][0]["scores"] == pytest.approx(expected)
+
+
+def test_eval_user_retrieval_with_sparse_and_classification(tmp_path, model_dir):
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    docs = {"d1": "Guitars have six strings.", "d2": "The stock market fell.", "d3": "Cats sleep a lot."}
+    (beir / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in docs.items())
+    )
+    (beir / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "how many strings on a guitar"}) + "\n")
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    payload = _json(runner.invoke(app, ["eval", "-m", model_dir, "--data", str(beir), "--sparse", "--format", "json"]))
+    assert [r["variant"] for r in payload["results"]] == ["dense", "sparse", "hybrid"]
+    assert set(payload["results"][0]["scores"]) >= {"ndcg_at_10", "map_at_10", "mrr_at_10", "recall_at_100"}
+
+    folder = tmp_path / "cls"
+    folder.mkdir()
+    train = [{"text": f"I love this {w}", "label": "pos"} for w in "abcdefgh"] + [
+        {"text": f"I hate this {w}", "label": "neg"} for w in "abcdefgh"
+    ]
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
+    (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train[::3]))
+    payload = _json(runner.invoke(app, ["eval", "-m", model_dir, "--data", str(folder), "--format", "json"]))
+    assert payload["type"] == "classification" and 0 <= payload["results"][0]["scores"]["accuracy"] <= 100
+
+
+def test_eval_reports_malformed_data_with_file_and_line(tmp_path, model_dir):
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a"}\n')
+    result = runner.invoke(app, ["eval", "-m", model_dir, "--data", str(data), "--type", "sts"])
+    assert result.exit_code == 2 and "bad.jsonl:2" in result.output
+
+
+def test_eval_alias_resolves_the_bundled_encoder(tmp_path):
+    data = tmp_path / "sts.jsonl"
+    rows = [
+        ("A man plays a guitar.", "Someone plays guitar.", 4.5),
+        ("A dog runs.", "Stocks fell.", 0.2),
+        ("A cat sleeps.", "A kitten naps.", 4.0),
+    ]
+    data.write_text("".join(json.dumps({"sentence1": a, "sentence2": b, "score": s}) + "\n" for a, b, s in rows))
+    payload = _json(runner.invoke(app, ["eval", "-m", "all-minilm-l6-v2", "--data", str(data), "--format", "json"]))
+    assert payload["model"] == "all-minilm-l6-v2" and payload["results"][0]["scores"]["main"] == pytest.approx(100.0)
+
+
+def test_suite_with_a_custom_grid_writes_the_report(tmp_path, model_dir):
+    out = tmp_path / "report"
+    args = [
+        "eval",
+        "-m",
+        model_dir,
+        "-o",
+        str(out),
+        "--grid",
+        "prompt=none,prompteol",
+        "--grid",
+        "pooling=mean,last",
+        "--grid",
+        "layer=-1",
+        "--sts-pairs",
+        "20",
+        "--retrieval-queries",
+        "4",
+        "--retrieval-documents",
+        "6",
+        "--no-baselines",
+        "--dtype",
+        "float32",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for name in ("results.json", "results.md", "report.html", "best_stsbenchmark.yaml", "best_scifact.yaml"):
+        assert (out / name).is_file(), name
+    cells = json.loads((out / "results.json").read_text())["cells"]
+    assert len([c for c in cells if c["task"] == "STSBenchmark"]) == 4
+    assert {c["variant"] for c in cells if c["task"] == "SciFact"} == {"dense", "sparse", "hybrid"}
+    again = runner.invoke(app, args + ["--format", "json"])
+    assert _json(again)["meta"]["computed"] == 0  # everything came from the cache
