@@ -1,0 +1,1 @@
+"""Evaluation on real data with MTEB's metrics, the ablation runner and its report, and the mteb adapter."""
