@@ -5,10 +5,11 @@ Everything else (CLI, evaluation, server, training, Ray) calls this class; only 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 
 from llembed import pooling as pooling_ops
 from llembed.backbone import Backbone, PrefixState
+from llembed.batching import token_budget_batches
 from llembed.errors import InputError, RecipeError
 from llembed.model_sources import locate
 from llembed.output import format_vectors
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 DECODER_DEFAULTS = {"prompt": "prompteol", "pooling": "last"}
 CHUNK_TEXTS = 4096  # texts tokenized and length-sorted together; bounds memory on long inputs
+DEFAULT_MAX_BATCH_TOKENS = 4096  # keeps activations of long texts bounded; short texts batch wider
 MIN_PREFIX_TOKENS = 2  # shorter shared prefixes aren't worth a cache
 MAX_CACHED_PREFIXES = 32  # MetaEOL needs 8 at once
 
@@ -78,6 +81,8 @@ class Embedder:
         )
         self.last_stats: dict[str, float] = {}
         """Texts, prompted tokens and seconds of the last :meth:`pool` call (for efficiency reports)."""
+        self.max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS
+        """Padded tokens per forward pass at most (``batch_size`` caps the rows); ``None``: rows only."""
         self.prefix_cache = True
         """Compute a prompt's shared prefix once per call (see ``_shared_prefix``); off only for comparisons."""
         self._prefix_states: dict[tuple, PrefixState] = {}
@@ -85,14 +90,27 @@ class Embedder:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_pretrained(
-        cls, model: str | os.PathLike | None = None, device: str | None = None, **recipe_fields: Any
+        cls,
+        model: str | os.PathLike | None = None,
+        device: str | None = None,
+        threads: int | None = None,
+        **recipe_fields: Any,
     ) -> Embedder:
-        """Load ``model`` (``None`` → the bundled default, SmolLM2-135M-Instruct) with the given recipe fields."""
+        """Load ``model`` (``None`` → the bundled default, SmolLM2-135M-Instruct) with the given recipe fields.
+
+        ``threads`` sets torch's intra-op threads (default: torch's, one per core).
+        """
         recipe = Recipe(model=None if model is None else str(model), **recipe_fields)
-        return cls.from_recipe(recipe, device=device)
+        return cls.from_recipe(recipe, device=device, threads=threads)
 
     @classmethod
-    def from_recipe(cls, recipe: Recipe | str | os.PathLike, device: str | None = None, **overrides: Any) -> Embedder:
+    def from_recipe(
+        cls, recipe: Recipe | str | os.PathLike, device: str | None = None, threads: int | None = None, **overrides: Any
+    ) -> Embedder:
+        if threads is not None:
+            if threads <= 0:
+                raise InputError(f"threads must be positive, not {threads}")
+            torch.set_num_threads(threads)
         if not isinstance(recipe, Recipe):
             recipe = Recipe.load(recipe)
         if overrides:
@@ -150,6 +168,19 @@ class Embedder:
             precision=self.recipe.precision,
             ranges=None if ranges is None else np.asarray(ranges),
         )
+
+    def encode_stream(self, texts: Iterable[str], chunk_size: int = CHUNK_TEXTS, **kwargs: Any) -> Iterator[np.ndarray]:
+        """Embed an iterator of texts chunk by chunk: memory stays flat however many texts come in.
+
+        Yields one ``(≤ chunk_size, d)`` array per chunk, in input order; ``kwargs`` as for :meth:`encode`.
+        """
+        if chunk_size <= 0:
+            raise InputError(f"chunk_size must be positive, not {chunk_size}")
+        if isinstance(texts, str):
+            raise InputError("encode_stream takes an iterable of texts, not a single string")
+        iterator = iter(texts)
+        while chunk := list(itertools.islice(iterator, chunk_size)):
+            yield self.encode(chunk, **kwargs)
 
     def encode_queries(self, texts: str | Sequence[str], task: str | None = None, **kwargs: Any) -> np.ndarray:
         """Embed queries: instruction strategies put ``task`` (or the recipe's) into the prompt."""
@@ -265,11 +296,11 @@ class Embedder:
     def _batches(
         self, items: list[TokenizedText], batch_size: int, prefix_length: int = 0
     ) -> Iterable[tuple[torch.Tensor, TokenBatch]]:
-        """Longest first, so padding stays small and memory peaks early; yields original row indices."""
-        order = sorted(range(len(items)), key=lambda i: -len(items[i].ids))
+        """Longest first within a token budget (:attr:`max_batch_tokens`, counting only the columns that run);
+        yields original row indices with each batch."""
         pad_id = self.tokenizer.pad_token_id
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        lengths = [len(item.ids) - prefix_length for item in items]
+        for rows in token_budget_batches(lengths, batch_size, self.max_batch_tokens):
             yield torch.tensor(rows), collate([items[i] for i in rows], pad_id, self.padding_side, prefix_length)
 
     def _shared_prefix(

@@ -103,7 +103,7 @@ def export_sentence_transformers(embedder: Embedder, target: Path) -> Path:
     """Write ``embedder`` as a sentence-transformers folder; loading it with ``SentenceTransformer(target)`` and
     encoding with ``prompt_name="query"``/``"document"`` reproduces ``encode_queries``/``encode_documents``."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Normalize, Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     recipe = embedder.recipe
     backbone = embedder.backbone

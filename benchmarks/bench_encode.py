@@ -1,0 +1,259 @@
+"""Encoding speed: llembed vs plain transformers vs sentence-transformers, same process, same real texts.
+
+    python benchmarks/bench_encode.py [--texts 2000] [--icl-texts 300] [--json benchmarks/results/bench_encode.json]
+
+Prints tokens/s and texts/s of each system with ratios, the machine's measured fp32/bf16 matmul peak and
+llembed's share of it, cosine of llembed's vectors to the fp32 reference, and peak RSS; then a second scenario
+with a ~200-token in-context-learning prefix. Texts: unique STS Benchmark train sentences (bundled, real).
+All systems use last-token pooling on SmolLM2-135M-Instruct (the default model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+import torch
+
+from llembed import Embedder
+from llembed.backbone import cpu_has_native_bf16
+from llembed.evaluation.bundled import DATA_DIR
+from llembed.evaluation.measure import measure
+from llembed.model_sources import dequantized_gguf, locate
+
+
+def real_sentences(count: int, min_words: int = 5, max_words: int = 60) -> list[str]:
+    rows = [json.loads(line) for line in (DATA_DIR / "stsbenchmark" / "train.jsonl").open(encoding="utf-8")]
+    texts = dict.fromkeys(t for r in rows for t in (r["sentence1"], r["sentence2"]))
+    texts = [t for t in texts if min_words <= len(t.split()) <= max_words]
+    if len(texts) < count:
+        raise SystemExit(f"only {len(texts)} sentences available")
+    return texts[:count]
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """Measured GFLOP/s of a square matmul (one tile is enough to tell native bf16 from emulated)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    repeats = repeats if dtype == torch.float32 or cpu_has_native_bf16() else 1
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def run(name: str, encode, texts: list[str], tokens: int) -> dict:
+    encode(texts[:8])  # warm-up
+    with measure() as cost:
+        vectors = np.asarray(encode(texts), dtype=np.float32)
+    result = {
+        "system": name,
+        "seconds": cost.seconds,
+        "tokens": tokens,
+        "tokens_per_s": tokens / cost.seconds,
+        "texts_per_s": len(texts) / cost.seconds,
+        "peak_rss_mb": cost.peak_rss_mb,
+    }
+    print(
+        f"  {name:<34} {result['tokens_per_s']:8.0f} tok/s {result['texts_per_s']:7.1f} texts/s "
+        f"{cost.seconds:7.1f} s  peak RSS {cost.peak_rss_mb:6.0f} MB",
+        flush=True,
+    )
+    return result | {"vectors": normalize(vectors)}
+
+
+def transformers_encoder(model_dir: Path, batch_size: int):
+    """What a user writes with plain transformers: input order, padded batches, last real token."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+    @torch.inference_mode()
+    def encode(texts: list[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start : start + batch_size], padding=True, return_tensors="pt")
+            hidden = model(**batch).last_hidden_state
+            last = batch["attention_mask"].sum(dim=1) - 1  # right padding
+            out.append(hidden[torch.arange(len(last)), last].float().numpy())
+        return np.concatenate(out)
+
+    return encode
+
+
+def sentence_transformers_encoder(model_dir: Path, dtype: torch.dtype, batch_size: int):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    transformer = Transformer(
+        str(model_dir),
+        model_kwargs={"dtype": dtype},
+        # plain text: ST 6 would otherwise wrap each text in the instruct model's chat template
+        modality_config={"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+        module_output_name="token_embeddings",
+    )
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="lasttoken")
+    model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
+    return lambda texts: model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+
+
+def icl_demonstrations(count: int = 12) -> list[list[str]]:
+    """Demonstrations from real STS-B dev sentences; the 'one word' is the sentence's longest word."""
+    rows = [json.loads(line) for line in (DATA_DIR / "stsbenchmark" / "dev.jsonl").open(encoding="utf-8")]
+    demos = []
+    for row in rows[:count]:
+        words = [w.strip(".,!?\"'") for w in row["sentence1"].split()]
+        demos.append([row["sentence1"], max(words, key=len).capitalize()])
+    return demos
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--icl-texts", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "bench_encode.json")
+    args = parser.parse_args()
+
+    texts = real_sentences(args.texts)
+    model_dir = dequantized_gguf(locate(None))
+    native_bf16 = cpu_has_native_bf16()
+    peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}, "
+        f"native bf16: {native_bf16}"
+    )
+    print(f"matmul peak: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.1f} GFLOP/s")
+
+    llembed = Embedder.from_pretrained(None, prompt="none", pooling="last", dtype="auto", normalize=False)
+    llembed_dtype = str(llembed.backbone.dtype).replace("torch.", "")
+    tokens = sum(len(t) for t in llembed.tokenizer(texts, add_special_tokens=True)["input_ids"])
+    params = sum(p.numel() for p in llembed.backbone.base.parameters())
+    flops_per_token = 2 * (params - llembed.backbone.base.get_input_embeddings().weight.numel())
+    print(
+        f"\n{len(texts)} real sentences, {tokens} tokens, batch size {args.batch_size}; "
+        f"{flops_per_token / 1e9:.3f} GFLOP per token outside the embedding table"
+    )
+
+    print("\nplain texts, last-token pooling:")
+    results = [
+        run(
+            f"llembed (auto → {llembed_dtype})",
+            lambda t: llembed.encode(t, batch_size=args.batch_size, show_progress_bar=False),
+            texts,
+            tokens,
+        )
+    ]
+    results.append(run("transformers fp32", transformers_encoder(model_dir, args.batch_size), texts, tokens))
+    results.append(
+        run(
+            "sentence-transformers fp32",
+            sentence_transformers_encoder(model_dir, torch.float32, args.batch_size),
+            texts,
+            tokens,
+        )
+    )
+    if native_bf16:
+        results.append(
+            run(
+                "sentence-transformers bf16",
+                sentence_transformers_encoder(model_dir, torch.bfloat16, args.batch_size),
+                texts,
+                tokens,
+            )
+        )
+    else:
+        print(
+            "  sentence-transformers bf16         skipped: this CPU has no native bf16 (emulated bf16 matmul "
+            f"runs at {peaks['bfloat16']:.1f} GFLOP/s)"
+        )
+    reference = results[1]["vectors"]
+    for result in results:
+        result["cosine_to_fp32_min"] = float((result.pop("vectors") * reference).sum(axis=1).min())
+    base = {r["system"]: r["tokens_per_s"] for r in results}
+    ours = results[0]["tokens_per_s"]
+    peak = peaks["bfloat16" if llembed_dtype == "bfloat16" else "float32"]
+    roofline = peak * 1e9 / flops_per_token
+    print(f"\n  llembed / transformers fp32          {ours / base['transformers fp32']:.2f}×")
+    print(f"  llembed / sentence-transformers fp32 {ours / base['sentence-transformers fp32']:.2f}×")
+    if "sentence-transformers bf16" in base:
+        print(f"  llembed / sentence-transformers bf16 {ours / base['sentence-transformers bf16']:.2f}×")
+    print(
+        f"  roofline ({llembed_dtype}, measured matmul peak): {roofline:.0f} tok/s; llembed reaches "
+        f"{100 * ours / roofline:.0f}%"
+    )
+    print(
+        "  cosine to the fp32 reference (min over texts): "
+        + ", ".join(f"{r['system']} {r['cosine_to_fp32_min']:.5f}" for r in results)
+    )
+
+    demos = icl_demonstrations()
+    icl = Embedder(llembed.backbone, llembed.recipe.replace(prompt="icl", icl_examples=demos))
+    template = icl.strategy.query_templates[0]
+    prompted = [template.render(t).string for t in texts[: args.icl_texts]]
+    icl_tokens = sum(len(t) for t in llembed.tokenizer(prompted, add_special_tokens=True)["input_ids"])
+    prefix = len(icl._prompt_tokenizer.prefix_ids(template))
+    print(
+        f"\nICL prompt ({len(demos)} demonstrations, {prefix}-token shared prefix), {len(prompted)} texts, "
+        f"{icl_tokens} prompted tokens:"
+    )
+    icl_results = [
+        run(
+            "llembed icl (prefix KV cache)",
+            lambda t: icl.encode(t, batch_size=args.batch_size, show_progress_bar=False),
+            texts[: args.icl_texts],
+            icl_tokens,
+        )
+    ]
+    peer_dtype = torch.bfloat16 if native_bf16 else torch.float32
+    peer_name = f"sentence-transformers {'bf16' if native_bf16 else 'fp32'}, same prompt"
+    st = sentence_transformers_encoder(model_dir, peer_dtype, args.batch_size)
+    icl_results.append(
+        run(peer_name, lambda t: st([template.render(x).string for x in t]), texts[: args.icl_texts], icl_tokens)
+    )
+    cosine = float((icl_results[0].pop("vectors") * icl_results[1].pop("vectors")).sum(axis=1).min())
+    speedup = icl_results[0]["tokens_per_s"] / icl_results[1]["tokens_per_s"]
+    print(f"\n  llembed / {peer_name}: {speedup:.2f}×; cosine between them (min) {cosine:.5f}")
+
+    report = {
+        "machine": {
+            "arch": platform.machine(),
+            "cpus": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "native_bf16": native_bf16,
+            "matmul_gflops": peaks,
+        },
+        "texts": len(texts),
+        "tokens": tokens,
+        "flops_per_token": flops_per_token,
+        "plain": results,
+        "roofline_tokens_per_s": roofline,
+        "llembed_roofline_share": ours / roofline,
+        "icl": {
+            "demonstrations": len(demos),
+            "prefix_tokens": prefix,
+            "results": icl_results,
+            "speedup": speedup,
+            "cosine_min": cosine,
+        },
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
