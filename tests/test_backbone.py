@@ -107,3 +107,15 @@ def test_token_prepending_overwrites_the_placeholder_in_chosen_layers(tiny_backb
     for index in (1, 2):
         assert torch.allclose(seen[index][pst], seen[index][last])
     assert not torch.allclose(seen[3][pst], seen[3][last])
+
+
+def test_dtype_auto_follows_native_bf16(monkeypatch):
+    from llembed import backbone as backbone_module
+
+    backbone_module.cpu_has_native_bf16.cache_clear()
+    monkeypatch.setattr(backbone_module, "cpu_has_native_bf16", lambda: True)
+    assert backbone_module.resolve_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr(backbone_module, "cpu_has_native_bf16", lambda: False)
+    assert backbone_module.resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert backbone_module.resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert backbone_module.resolve_dtype("float16", torch.device("cpu")) == torch.float16

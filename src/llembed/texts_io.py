@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from llembed.errors import InputError
-from llembed.io_utils import atomic_write
+from llembed.io_utils import atomic_write, iter_jsonl
 
 READ_FORMATS = (".txt", ".jsonl", ".csv", ".parquet")
 WRITE_FORMATS = (".npy", ".parquet")
@@ -37,20 +36,13 @@ def read_texts(path: str | Path, column: str = "text", id_column: str | None = "
         return TextTable(lines)
     if suffix == ".jsonl":
         texts, ids = [], []
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-                if not isinstance(row, dict) or column not in row:
-                    raise InputError(f"{path}:{number}: no {column!r} field (choose the text field with --column)")
-                if not isinstance(row[column], str) or not row[column].strip():
-                    raise InputError(f"{path}:{number}: field {column!r} is not a non-empty string")
-                texts.append(row[column])
-                ids.append(row.get(id_column) if id_column else None)
+        for number, row in iter_jsonl(path):
+            if column not in row:
+                raise InputError(f"{path}:{number}: no {column!r} field (choose the text field with --column)")
+            if not isinstance(row[column], str) or not row[column].strip():
+                raise InputError(f"{path}:{number}: field {column!r} is not a non-empty string")
+            texts.append(row[column])
+            ids.append(row.get(id_column) if id_column else None)
         has_ids = bool(ids) and all(i is not None for i in ids)
         return TextTable(texts, ids if has_ids else None)
     if suffix in (".csv", ".parquet"):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from llembed.errors import InputError
+from llembed.io_utils import iter_jsonl
 
 TASK_TYPES = ("sts", "pair", "classification", "clustering", "retrieval", "reranking")
 
@@ -56,20 +57,11 @@ class Dataset:
 
 def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            missing = [name for name in required if name not in row]
-            if missing:
-                raise InputError(f"{path}:{number}: missing field(s) {', '.join(missing)}")
-            rows.append(row)
+    for number, row in iter_jsonl(path):
+        missing = [name for name in required if name not in row]
+        if missing:
+            raise InputError(f"{path}:{number}: missing field(s) {', '.join(missing)}")
+        rows.append(row)
     if not rows:
         raise InputError(f"{path}: no rows")
     return rows

@@ -36,3 +36,16 @@ def unique(texts) -> list[str]:
 def lookup(texts: list[str], vectors: np.ndarray):
     index = {text: i for i, text in enumerate(texts)}
     return lambda wanted: vectors[[index[t] for t in wanted]]
+
+
+class SentencePairTask(Task):
+    """Tasks over ``sentence1, sentence2`` rows (STS, pair classification): both sides are plain texts."""
+
+    def requests(self) -> dict[str, list[str]]:
+        rows = self.dataset.rows
+        return {"text": unique([r["sentence1"] for r in rows] + [r["sentence2"] for r in rows])}
+
+    def pair_vectors(self, vectors: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        get = lookup(self.requests()["text"], vectors["text"])
+        rows = self.dataset.rows
+        return get([r["sentence1"] for r in rows]), get([r["sentence2"] for r in rows])
