@@ -120,13 +120,51 @@ def icl_demonstrations(count: int = 12) -> list[list[str]]:
     return demos
 
 
+def stream_memory(count: int, batch_size: int) -> dict:
+    """Peak RSS while ``encode_stream`` embeds ``count`` texts (real sentences, cycled) into a discarded sink,
+    against the RSS of the loaded model alone."""
+    import itertools
+
+    from llembed.evaluation.measure import _rss_mb
+
+    embedder = Embedder.from_pretrained(None, prompt="none", pooling="last", dtype="auto")
+    embedder.encode(real_sentences(8))
+    model_rss = _rss_mb()
+    sentences = real_sentences(2000)
+    stream = (f"{text} ({i})" for i, text in enumerate(itertools.islice(itertools.cycle(sentences), count)))
+    done = 0
+    with measure() as cost:
+        for chunk in embedder.encode_stream(stream, batch_size=batch_size, show_progress_bar=False):
+            done += len(chunk)
+    result = {
+        "texts": done,
+        "seconds": cost.seconds,
+        "model_rss_mb": model_rss,
+        "peak_rss_mb": cost.peak_rss_mb,
+        "above_model_mb": cost.peak_rss_mb - model_rss,
+    }
+    print(
+        f"streamed {done} texts in {cost.seconds:.0f} s: peak RSS {cost.peak_rss_mb:.0f} MB, "
+        f"{result['above_model_mb']:.0f} MB above the loaded model's {model_rss:.0f} MB"
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--icl-texts", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "bench_encode.json")
+    parser.add_argument("--stream-texts", type=int, default=0, help="only measure streaming memory over N texts")
     args = parser.parse_args()
+    if args.stream_texts:
+        result = stream_memory(args.stream_texts, args.batch_size)
+        path = args.json.with_name("bench_stream_memory.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {path}")
+        return
 
     texts = real_sentences(args.texts)
     model_dir = dequantized_gguf(locate(None))
