@@ -24,7 +24,7 @@ from llembed.backbone import Backbone, PrefixState
 from llembed.batching import token_budget_batches
 from llembed.errors import InputError, RecipeError
 from llembed.model_sources import locate
-from llembed.output import format_vectors
+from llembed.output import cosine_matrix, format_vectors
 from llembed.prompts import PromptTemplate, Strategy, resolve_strategy, templates_for
 from llembed.recipe import Recipe, resolve_layers
 from llembed.sparse import lexical_weights, to_csr, to_token_dicts
@@ -333,10 +333,7 @@ class Embedder:
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Cosine similarity matrix ``(len(a), len(b))``; packed binary vectors are compared as ±1 vectors."""
-        a, b = (self.to_float(x) for x in (a, b))
-        a = a / np.clip(np.linalg.norm(a, axis=1, keepdims=True), 1e-12, None)
-        b = b / np.clip(np.linalg.norm(b, axis=1, keepdims=True), 1e-12, None)
-        return a @ b.T
+        return cosine_matrix(self.to_float(a), self.to_float(b))
 
     def calibrate(self, texts: Sequence[str], **kwargs: Any) -> Recipe:
         """Fix int8/uint8 ranges from ``texts`` in the recipe, so each text's code no longer depends on its batch."""

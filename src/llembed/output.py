@@ -47,3 +47,12 @@ def format_vectors(
     if ranges is not None:
         ranges = np.asarray(ranges, dtype=np.float32)[:, : array.shape[1]]
     return quantize_embeddings(array, precision=precision, ranges=ranges)
+
+
+def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every row of ``a`` with every row of ``b`` (float32)."""
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    a = a / np.clip(np.linalg.norm(a, axis=1, keepdims=True), 1e-12, None)
+    b = b / np.clip(np.linalg.norm(b, axis=1, keepdims=True), 1e-12, None)
+    return a @ b.T

@@ -22,8 +22,7 @@ import yaml
 from llembed.embedder import Embedder, PoolSpec
 from llembed.errors import RecipeError
 from llembed.evaluation.datasets import Dataset
-from llembed.evaluation.evaluate import Efficiency, TaskResult, evaluate, sparse_and_hybrid
-from llembed.evaluation.measure import measure
+from llembed.evaluation.evaluate import evaluate, pool_requests
 from llembed.evaluation.tasks import make_task
 from llembed.io_utils import atomic_write_text
 from llembed.recipe import Recipe, resolve_layers
@@ -148,9 +147,9 @@ class AblationRunner:
         if not missing:
             return cells
         specs = list({spec for _, spec in missing.values()})
-        pooled, efficiency = self._pool(embedder, task, specs)
+        pooled, efficiency = pool_requests(embedder, task, specs, self.batch_size)
         for key, (cell_recipe, spec) in missing.items():
-            vectors = {side: embedder.format(by_spec[spec]) for side, by_spec in pooled.items()}
+            vectors = {side: embedder.to_float(embedder.format(by_spec[spec])) for side, by_spec in pooled.items()}
             cell = Cell(
                 _recipe_fields(cell_recipe),
                 task.name,
@@ -165,15 +164,6 @@ class AblationRunner:
             cells.append(cell)
         return cells
 
-    def _pool(self, embedder: Embedder, task, specs: list[PoolSpec]):
-        efficiency = Efficiency()
-        pooled = {}
-        for side, texts in task.requests().items():
-            with measure() as cost:
-                pooled[side] = embedder.pool(texts, specs, side=side, batch_size=self.batch_size)
-            efficiency.add(embedder.last_stats, cost.peak_rss_mb)
-        return pooled, efficiency
-
     # ------------------------------------------------------------------ retrieval variants & baselines
     def run_lexical(self, dataset: Dataset, recipe: Recipe) -> list[Cell]:
         """Dense, sparse (LM-head lexical) and hybrid retrieval from one forward pass of ``recipe``."""
@@ -186,16 +176,7 @@ class AblationRunner:
             for cell in cached.values():
                 self._reuse(cell)
             return list(cached.values())
-        embedder = Embedder(self.embedder.backbone, recipe)
-        pooled, efficiency = self._pool(embedder, task, [embedder.spec])
-        dense = {side: embedder.format(p[embedder.spec]) for side, p in pooled.items()}
-        lexical = {side: embedder.sparse(p[embedder.spec]) for side, p in pooled.items()}
-        results = [
-            TaskResult(
-                task.name, task.type, task.score(dense), efficiency.to_dict(), "dense", task.dataset.subsample_note
-            )
-        ]
-        results += sparse_and_hybrid(task, dense, lexical, efficiency.to_dict())
+        results = evaluate(Embedder(self.embedder.backbone, recipe), task, self.batch_size, sparse=True)
         cells = []
         for result in results:
             cell = Cell(

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import scipy.sparse
+import torch
 
-from llembed.embedder import Embedder
+from llembed.embedder import Embedder, PoolSpec
 from llembed.evaluation.measure import measure
 from llembed.evaluation.tasks import Task
+from llembed.output import cosine_matrix
 
 HYBRID_WEIGHT = 0.5  # dense and sparse scores, each min-max normalised per query, mixed half and half
 
@@ -53,18 +54,26 @@ class TaskResult:
         return self.scores["main"]
 
 
-def evaluate(embedder: Embedder, task: Task, batch_size: int = 32, sparse: bool = False) -> list[TaskResult]:
-    """Dense scores of ``embedder`` on ``task``; for retrieval/reranking with ``sparse``, also sparse and hybrid."""
+def pool_requests(
+    embedder: Embedder, task: Task, specs: list[PoolSpec], batch_size: int = 32
+) -> tuple[dict[str, dict[PoolSpec, torch.Tensor]], Efficiency]:
+    """Pooled vectors of every text the task asks for, per side and spec, with what the forward passes cost."""
     efficiency = Efficiency()
-    dense: dict[str, np.ndarray] = {}
-    lexical: dict[str, scipy.sparse.csr_matrix] = {}
+    pooled = {}
     for side, texts in task.requests().items():
         with measure() as cost:
-            pooled = embedder.pool(texts, [embedder.spec], side=side, batch_size=batch_size)[embedder.spec]
+            pooled[side] = embedder.pool(texts, specs, side=side, batch_size=batch_size)
         efficiency.add(embedder.last_stats, cost.peak_rss_mb)
-        dense[side] = embedder.to_float(embedder.format(pooled))
-        if sparse:  # read off the same forward pass
-            lexical[side] = embedder.sparse(pooled)
+    return pooled, efficiency
+
+
+def evaluate(embedder: Embedder, task: Task, batch_size: int = 32, sparse: bool = False) -> list[TaskResult]:
+    """Dense scores of ``embedder`` on ``task``; for retrieval/reranking with ``sparse``, also sparse and hybrid."""
+    spec = embedder.spec
+    pooled, efficiency = pool_requests(embedder, task, [spec], batch_size)
+    dense = {side: embedder.to_float(embedder.format(by_spec[spec])) for side, by_spec in pooled.items()}
+    # sparse vectors are read off the same forward passes
+    lexical = {side: embedder.sparse(by_spec[spec]) for side, by_spec in pooled.items()} if sparse else {}
     note = task.dataset.subsample_note
     results = [TaskResult(task.name, task.type, task.score(dense), efficiency.to_dict(), "dense", note)]
     if sparse and hasattr(task, "score_similarity"):
@@ -73,8 +82,6 @@ def evaluate(embedder: Embedder, task: Task, batch_size: int = 32, sparse: bool 
 
 
 def sparse_and_hybrid(task: Task, dense: dict, lexical: dict, efficiency: dict) -> list[TaskResult]:
-    from llembed.evaluation.metrics import cosine_matrix
-
     dense_scores = cosine_matrix(dense["query"], dense["document"])
     sparse_scores = (lexical["query"] @ lexical["document"].T).toarray()
     hybrid = HYBRID_WEIGHT * _minmax(dense_scores) + (1 - HYBRID_WEIGHT) * _minmax(sparse_scores)

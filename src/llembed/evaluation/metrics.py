@@ -23,14 +23,6 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1) / np.clip(norms, 1e-12, None)
 
 
-def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float32)
-    b = np.asarray(b, dtype=np.float32)
-    a = a / np.clip(np.linalg.norm(a, axis=1, keepdims=True), 1e-12, None)
-    b = b / np.clip(np.linalg.norm(b, axis=1, keepdims=True), 1e-12, None)
-    return a @ b.T
-
-
 # ---------------------------------------------------------------------------------------------- STS
 def sts_scores(embeddings1: np.ndarray, embeddings2: np.ndarray, gold: Sequence[float]) -> dict[str, float]:
     """Spearman (main) and Pearson of cosine similarity against gold scores, ×100."""

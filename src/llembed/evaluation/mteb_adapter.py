@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from llembed.embedder import Embedder
-from llembed.evaluation.metrics import cosine_matrix, cosine_rows
+from llembed.evaluation.metrics import cosine_rows
+from llembed.output import cosine_matrix
 
 
 class MTEBEncoder:

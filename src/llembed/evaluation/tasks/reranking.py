@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from llembed.evaluation.metrics import cosine_matrix, reranking_map
+from llembed.evaluation.metrics import reranking_map
 from llembed.evaluation.tasks.base import Task
+from llembed.output import cosine_matrix
 
 
 class RerankingTask(Task):

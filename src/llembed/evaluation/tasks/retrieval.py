@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from llembed.evaluation.metrics import cosine_matrix, rank_documents, retrieval_scores
+from llembed.evaluation.metrics import rank_documents, retrieval_scores
 from llembed.evaluation.tasks.base import Task
+from llembed.output import cosine_matrix
 
 TOP_K = 1000  # MTEB keeps the top 1000 per query
 
