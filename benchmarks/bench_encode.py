@@ -150,12 +150,36 @@ def stream_memory(count: int, batch_size: int) -> dict:
     return result
 
 
+def compiled_scenario(llembed: Embedder, texts: list[str], tokens: int, batch_size: int, eager: dict) -> dict:
+    """llembed with ``torch.compile``: its one-off compile time, its speed after, and where it breaks even."""
+    import dataclasses
+
+    backbone = dataclasses.replace(llembed.backbone, compiled=None)
+    backbone.compile()
+    compiled = Embedder(backbone, llembed.recipe)
+    start = time.perf_counter()
+    compiled.encode(texts[:batch_size], batch_size=batch_size, show_progress_bar=False)
+    compile_seconds = time.perf_counter() - start
+    print(f"  (torch.compile: first batch took {compile_seconds:.0f} s, compiling)")
+    result = run(
+        "llembed + torch.compile",
+        lambda t: compiled.encode(t, batch_size=batch_size, show_progress_bar=False),
+        texts,
+        tokens,
+    )
+    saved_per_text = 1 / eager["texts_per_s"] - 1 / result["texts_per_s"]
+    break_even = compile_seconds / saved_per_text if saved_per_text > 0 else float("inf")
+    print(f"  torch.compile pays off after about {break_even:,.0f} texts of this length")
+    return {"result": result, "compile_seconds": compile_seconds, "break_even_texts": break_even}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--icl-texts", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "bench_encode.json")
+    parser.add_argument("--compile", action="store_true", help="also measure llembed under torch.compile")
     parser.add_argument("--stream-texts", type=int, default=0, help="only measure streaming memory over N texts")
     args = parser.parse_args()
     if args.stream_texts:
@@ -218,6 +242,10 @@ def main() -> None:
             "  sentence-transformers bf16         skipped: this CPU has no native bf16 (emulated bf16 matmul "
             f"runs at {peaks['bfloat16']:.1f} GFLOP/s)"
         )
+    compiled_report = None
+    if args.compile:
+        compiled_report = compiled_scenario(llembed, texts, tokens, args.batch_size, results[0])
+        results.append(compiled_report.pop("result"))
     reference = results[1]["vectors"]
     for result in results:
         result["cosine_to_fp32_min"] = float((result.pop("vectors") * reference).sum(axis=1).min())
@@ -229,6 +257,12 @@ def main() -> None:
     print(f"  llembed / sentence-transformers fp32 {ours / base['sentence-transformers fp32']:.2f}×")
     if "sentence-transformers bf16" in base:
         print(f"  llembed / sentence-transformers bf16 {ours / base['sentence-transformers bf16']:.2f}×")
+    if "llembed + torch.compile" in base:
+        fast = base["llembed + torch.compile"]
+        print(
+            f"  llembed + torch.compile / sentence-transformers fp32 {fast / base['sentence-transformers fp32']:.2f}×"
+        )
+        print(f"  llembed + torch.compile / llembed eager {fast / ours:.2f}×")
     print(
         f"  roofline ({llembed_dtype}, measured matmul peak): {roofline:.0f} tok/s; llembed reaches "
         f"{100 * ours / roofline:.0f}%"
@@ -278,6 +312,7 @@ def main() -> None:
         "tokens": tokens,
         "flops_per_token": flops_per_token,
         "plain": results,
+        "torch_compile": compiled_report,
         "roofline_tokens_per_s": roofline,
         "llembed_roofline_share": ours / roofline,
         "icl": {

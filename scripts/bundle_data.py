@@ -220,6 +220,34 @@ def beir(shared: Path, folder: str, target: str, kind: str, **fields) -> None:
     manifest(dst, type=kind, eval_split="test", **fields)
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+
+
+def snli_triplets(shared: Path) -> None:
+    """Training data for the tuning examples: SNLI (premise, entailment, contradiction) triplets, dev + test.
+
+    Never an evaluation split of ours; STS17's sentences come from SNLI, so a model tuned on this is not
+    evaluated on STS17."""
+    src, dst = shared / "snli_dev_test", EXAMPLES / "snli"
+    if dst.exists():
+        shutil.rmtree(dst)
+    rows = []
+    for split in ("dev", "test"):
+        with (src / f"nli_triplets_{split}.tsv").open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+                rows.append(
+                    {"query": row["anchor"], "positive": row["positive"], "negatives": [row["hard_negative"]],
+                     "task": "nli"}
+                )
+    write_jsonl(dst / "triplets.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt")
+    (dst / "LICENSE.txt").write_text(
+        "SNLI (Bowman et al., 2015) is licensed under CC BY-SA 4.0: "
+        "https://creativecommons.org/licenses/by-sa/4.0/\n",
+        encoding="utf-8",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -236,7 +264,8 @@ def main() -> None:
         note="candidates per query = its qrels rows, score-0 rows are the negatives",
         license="CC BY-NC 4.0",
     )
-    print(f"wrote {sorted(p.name for p in OUT.iterdir())}")
+    snli_triplets(shared)
+    print(f"wrote {sorted(p.name for p in OUT.iterdir())} and {EXAMPLES / 'snli'}")
 
 
 if __name__ == "__main__":

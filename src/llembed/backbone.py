@@ -70,6 +70,8 @@ class Backbone:
     tokenizer: object
     is_decoder: bool
     name: str = "model"
+    compiled: nn.Module | None = None
+    """``torch.compile`` of :attr:`base` (see :meth:`compile`); used for plain passes to the final layer."""
 
     @classmethod
     def load(cls, source: ModelSource, dtype: str = "auto", device: str | None = None) -> Backbone:
@@ -152,6 +154,17 @@ class Backbone:
                 return module
         return None
 
+    def compile(self) -> None:
+        """Compile the transformer with ``torch.compile`` (inductor, dynamic shapes) for plain inference passes.
+
+        Measure before using it (``benchmarks/bench_encode.py --compile``): the first batches compile for
+        minutes (about 3 on a 2-core CPU for SmolLM2-135M), and on an AVX2 CPU, where eager fp32 is already
+        near the matmul roofline, compiled passes were slower (0.85×). Passes that need hooks (a middle
+        layer, Token Prepending), a prefix cache or bidirectional attention run eagerly.
+        """
+        if self.compiled is None:
+            self.compiled = torch.compile(self.base, dynamic=True)
+
     # ------------------------------------------------------------------ attention mode
     @contextlib.contextmanager
     def attention(self, bidirectional: bool) -> Iterator[None]:
@@ -176,6 +189,17 @@ class Backbone:
     # ------------------------------------------------------------------ forward
     @torch.inference_mode()
     def hidden_states(
+        self,
+        batch: TokenBatch,
+        layer_ids: Sequence[int],
+        bidirectional: bool = False,
+        tp_layers: tuple[int, int] | None = None,
+        prefix: PrefixState | None = None,
+    ) -> dict[int, torch.Tensor]:
+        """:meth:`states` for inference: no autograd bookkeeping."""
+        return self.states(batch, layer_ids, bidirectional, tp_layers, prefix)
+
+    def states(
         self,
         batch: TokenBatch,
         layer_ids: Sequence[int],
@@ -276,7 +300,9 @@ class Backbone:
                 kwargs["past_key_values"] = cache
         try:
             with self.attention(bidirectional):
-                output = self.base(**kwargs)
+                plain = not handles and cache is None and not bidirectional and not torch.is_grad_enabled()
+                base = self.compiled if self.compiled is not None and plain else self.base
+                output = base(**kwargs)
             if deepest == self.num_layers:
                 captured[self.num_layers] = output.last_hidden_state
         except _StopForward:

@@ -78,6 +78,9 @@ def embed(
     precision: Annotated[str | None, typer.Option(help="float32 | float16 | int8 | uint8 | binary | ubinary")] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass")] = 32,
     save_recipe: Annotated[Path | None, typer.Option(help="Also write the recipe used here")] = None,
+    compile: Annotated[
+        bool, typer.Option(help="torch.compile the model: minutes to compile, pays on big files")
+    ] = False,
 ) -> None:
     """Embed a file of texts and write the vectors."""
     from llembed.texts_io import read_texts, write_vectors
@@ -100,6 +103,8 @@ def embed(
             truncate_dim=truncate_dim,
             precision=precision,
         )
+        if compile:
+            embedder.backbone.compile()
         console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} texts from {input}")
         start = time.perf_counter()
         if side not in ("text", "query", "document"):
@@ -325,6 +330,15 @@ def export_st(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"wrote sentence-transformers folder {path}")
+
+
+from llembed.cli_synth import serve_generator_command, synth_app  # noqa: E402  (commands registered below)
+from llembed.cli_train import mine_command, train_command  # noqa: E402
+
+app.command("train")(train_command)
+app.command("mine-negatives")(mine_command)
+app.add_typer(synth_app, name="synth")
+app.command("serve-generator")(serve_generator_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -37,6 +37,7 @@ DECODER_DEFAULTS = {"prompt": "prompteol", "pooling": "last"}
 CHUNK_TEXTS = 4096  # texts tokenized and length-sorted together; bounds memory on long inputs
 DEFAULT_MAX_BATCH_TOKENS = 4096  # keeps activations of long texts bounded; short texts batch wider
 MIN_PREFIX_TOKENS = 2  # shorter shared prefixes aren't worth a cache
+MIN_COMPILED_PREFIX_TOKENS = 64  # with torch.compile: below this, run the prefix in the compiled pass
 MAX_CACHED_PREFIXES = 32  # MetaEOL needs 8 at once
 
 
@@ -94,18 +95,30 @@ class Embedder:
         model: str | os.PathLike | None = None,
         device: str | None = None,
         threads: int | None = None,
+        compile: bool = False,
         **recipe_fields: Any,
     ) -> Embedder:
         """Load ``model`` (``None`` → the bundled default, SmolLM2-135M-Instruct) with the given recipe fields.
 
-        ``threads`` sets torch's intra-op threads (default: torch's, one per core).
+        ``threads`` sets torch's intra-op threads (default: torch's, one per core); ``compile`` runs the
+        model through ``torch.compile`` (minutes of compiling, then faster passes: for long jobs).
+        A ``llembed train`` output folder loads as its tuned recipe.
         """
+        if model is not None and _is_trained_output(Path(model)):
+            return cls.from_recipe(
+                Path(model) / "recipe.yaml", device=device, threads=threads, compile=compile, **recipe_fields
+            )
         recipe = Recipe(model=None if model is None else str(model), **recipe_fields)
-        return cls.from_recipe(recipe, device=device, threads=threads)
+        return cls.from_recipe(recipe, device=device, threads=threads, compile=compile)
 
     @classmethod
     def from_recipe(
-        cls, recipe: Recipe | str | os.PathLike, device: str | None = None, threads: int | None = None, **overrides: Any
+        cls,
+        recipe: Recipe | str | os.PathLike,
+        device: str | None = None,
+        threads: int | None = None,
+        compile: bool = False,
+        **overrides: Any,
     ) -> Embedder:
         if threads is not None:
             if threads <= 0:
@@ -117,8 +130,23 @@ class Embedder:
             recipe = recipe.replace(**overrides)
         source = locate(recipe.model)
         backbone = Backbone.load(source, dtype=recipe.dtype, device=device)
+        if recipe.adapter is not None:
+            from llembed.training.adapters import load_adapter
+
+            backbone.model = load_adapter(backbone.model, recipe.adapter).eval()
+        if compile:
+            backbone.compile()
         defaults = {} if backbone.is_decoder else sentence_transformers_defaults(source.path)
         return cls(backbone, recipe.replace(model=recipe.model or source.name), defaults)
+
+    def replace(self, **changes: Any) -> Embedder:
+        """The same loaded backbone under a changed recipe (prompt, pooling, max_length, …): nothing reloads."""
+        reload = {"model", "adapter", "dtype"} & set(changes)
+        if reload:
+            raise RecipeError(f"{', '.join(sorted(reload))} change the weights: load a new Embedder instead")
+        other = Embedder(self.backbone, self.recipe.replace(**changes))
+        other.max_batch_tokens, other.prefix_cache = self.max_batch_tokens, self.prefix_cache
+        return other
 
     # ------------------------------------------------------------------ properties
     @property
@@ -293,6 +321,29 @@ class Embedder:
         self.last_stats["seconds"] = time.perf_counter() - started
         return {spec: value / len(templates) for spec, value in sums.items()}
 
+    def forward(self, texts: Sequence[str], side: str = "text", task: str | None = None) -> torch.Tensor:
+        """Pooled float32 vectors of one batch *with* autograd (training): the recipe's prompt, layer and
+        pooling, un-normalised, no prefix cache (its keys/values would have to carry gradients too)."""
+        texts = validate_texts(texts)
+        templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
+        use_text_base = self.recipe.exclude_prompt
+        total = None
+        for template in templates:
+            items = self._prompt_tokenizer.tokenize_texts(texts, template, task)
+            batch = collate(items, self.tokenizer.pad_token_id, self.padding_side)
+            states = self.backbone.states(batch, self.layer_ids, self.recipe.bidirectional, _tp(self.recipe, template))
+            hidden = _average_layers(states, self.layer_ids)
+            use_text = use_text_base or template.pool_occurrence == "last"
+            device = hidden.device
+            vectors = pooling_ops.pool(
+                self.recipe.pooling,
+                hidden,
+                batch.attention_mask.to(device),
+                batch.text_mask.to(device) if use_text else None,
+            ).float()
+            total = vectors if total is None else total + vectors
+        return total / len(templates)
+
     def _batches(
         self, items: list[TokenizedText], batch_size: int, prefix_length: int = 0
     ) -> Iterable[tuple[torch.Tensor, TokenBatch]]:
@@ -317,7 +368,8 @@ class Embedder:
             return None
         prefix_ids = self._prompt_tokenizer.prefix_ids(template, task)
         length = shared_prefix_length(items, prefix_ids)
-        if length < MIN_PREFIX_TOKENS:
+        # a compiled model runs cache-free passes only; a short prefix costs less than leaving it
+        if length < (MIN_COMPILED_PREFIX_TOKENS if self.backbone.compiled is not None else MIN_PREFIX_TOKENS):
             return None
         key = (tuple(prefix_ids[:length]), tuple(layer_ids))
         if key not in self._prefix_states:
@@ -372,6 +424,11 @@ def validate_texts(texts: Any) -> list[str]:
         if not text.strip():
             raise InputError(f"text {index} is empty: an empty text has no meaning to embed")
     return texts
+
+
+def _is_trained_output(path: Path) -> bool:
+    """A ``llembed train`` output folder: a recipe beside an adapter or model, no config.json of its own."""
+    return path.is_dir() and (path / "recipe.yaml").is_file() and not (path / "config.json").is_file()
 
 
 def _placeholder_id(tokenizer) -> int:

@@ -34,6 +34,8 @@ class Recipe:
 
     model: str | None = None
     """Local model directory, ``.gguf`` file, alias (``smollm2-135m``, ``all-minilm-l6-v2``) or cached hub id."""
+    adapter: str | None = None
+    """A peft (LoRA) adapter folder applied to the model on load, e.g. from ``llembed train``."""
     prompt: str | None = None
     """A strategy name (see ``llembed strategies``) or a custom template containing ``{text}``."""
     task: str | None = None
@@ -128,7 +130,13 @@ class Recipe:
             data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
         except (yaml.YAMLError, json.JSONDecodeError) as exc:
             raise RecipeError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
-        return cls.from_dict(data)
+        recipe = cls.from_dict(data)
+        # paths written relative to the recipe (a training run's ``adapter``, ``model``) resolve beside it
+        for key in ("model", "adapter"):
+            value = getattr(recipe, key)
+            if value and not Path(value).is_absolute() and (path.parent / value).exists():
+                recipe = recipe.replace(**{key: str((path.parent / value).resolve())})
+        return recipe
 
 
 def resolve_layers(spec: LayerSpec, num_layers: int) -> list[int]:

@@ -1,0 +1,18 @@
+"""Synthetic training data written by an LLM: the E5-Mistral and Gecko recipes, local or endpoint generators."""
+
+from llembed.synthesis.e5 import E5Options
+from llembed.synthesis.gecko import GeckoOptions
+from llembed.synthesis.generators import GenerationSettings, LocalGenerator, OpenAIGenerator, make_generator
+from llembed.synthesis.pipeline import SynthesisResult, run_e5, run_gecko
+
+__all__ = [
+    "E5Options",
+    "GeckoOptions",
+    "GenerationSettings",
+    "LocalGenerator",
+    "OpenAIGenerator",
+    "SynthesisResult",
+    "make_generator",
+    "run_e5",
+    "run_gecko",
+]

@@ -1,0 +1,61 @@
+"""LoRA through peft: add trainable adapters to an embedder's backbone, save them, load and merge them.
+
+peft injects its layers into the model's own modules, so the backbone keeps working as before (hooks, early
+exit, bidirectional attention); the ``PeftModel`` wrapper is only needed to save the adapter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from llembed.errors import RecipeError
+
+
+def add_lora(model: nn.Module, r: int, alpha: int, dropout: float, target_modules, layers: list[int] | None = None):
+    """Inject LoRA adapters into ``model`` in place; returns the ``PeftModel`` wrapper (for saving)."""
+    from peft import LoraConfig, get_peft_model
+
+    if layers is not None and target_modules == "all-linear":  # peft wants names when layers are chosen
+        target_modules = linear_module_names(model)
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules,
+        layers_to_transform=layers,
+        bias="none",
+    )
+    wrapper = get_peft_model(model, config)
+    return wrapper
+
+
+def linear_module_names(model: nn.Module) -> list[str]:
+    """The distinct names of the linear layers inside the transformer blocks (``q_proj``, ``c_attn``, …)."""
+    from transformers.pytorch_utils import Conv1D
+
+    head = model.get_output_embeddings()
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear | Conv1D) and module is not head
+    }
+    return sorted(names)
+
+
+def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+
+
+def load_adapter(model: nn.Module, adapter_dir: str | Path, merge: bool = True) -> nn.Module:
+    """Apply a saved peft adapter to ``model``; merged into the weights by default (no inference overhead)."""
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise RecipeError(f"adapter not found: {adapter_dir} has no adapter_config.json")
+    wrapper = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
+    if merge:
+        return wrapper.merge_and_unload()
+    return wrapper.base_model.model

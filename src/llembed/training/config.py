@@ -1,0 +1,171 @@
+"""TrainConfig: one YAML file describes a training run (``llembed train CONFIG.yaml``).
+
+```yaml
+data: [examples/data/snli_triplets.jsonl]
+output_dir: runs/snli-lora
+recipe: {prompt: prompteol, pooling: last}     # the embedder being tuned (any Recipe field)
+objective: contrastive                          # contrastive | mntp | simcse
+method: lora                                    # lora | full
+lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: all-linear}
+batch_size: 64                                  # global, across processes
+chunk_size: 16                                  # GradCache chunk (null: no GradCache)
+max_steps: 100
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llembed.errors import RecipeError
+from llembed.io_utils import atomic_write_text
+from llembed.training.losses.embedder_distillation import MODES
+
+OBJECTIVES = ("contrastive", "mntp", "simcse")
+METHODS = ("lora", "full")
+SCHEDULES = ("linear", "cosine", "constant_with_warmup")
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+    layers: list[int] | None = None
+    """Only these decoder blocks get adapters (peft's ``layers_to_transform``); backward stops below them."""
+
+
+@dataclass
+class TeacherSettings:
+    model: str = "all-minilm-l6-v2"
+    """Teacher embedder: a model or a recipe file (anything ``Embedder.from_pretrained`` takes)."""
+    weight: float = 1.0
+    mode: str = "similarity_mse"
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]
+    output_dir: str
+    recipe: dict[str, Any] = field(default_factory=dict)
+    objective: str = "contrastive"
+    method: str = "lora"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    batch_size: int = 32
+    chunk_size: int | None = None
+    num_negatives: int | None = None
+    """Hard negatives per example (the same for all, so batches gather evenly); default: the fewest any has."""
+    max_steps: int = 100
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    schedule: str = "linear"
+    max_grad_norm: float | None = 1.0
+    temperature: float = 0.05
+    symmetric: bool = False
+    matryoshka_dims: list[int] | None = None
+    score_distillation: float = 0.0
+    """Weight of the KL loss against the examples' teacher ``scores`` (0: off)."""
+    teacher_temperature: float = 1.0
+    teacher: TeacherSettings | None = None
+    mask_probability: float = 0.2
+    """MNTP: share of tokens masked."""
+    max_length: int = 128
+    """Training texts are cut to this many tokens (with their prompt)."""
+    gradient_checkpointing: bool = False
+    bf16: str = "auto"
+    """``auto``: bf16 autocast where the CPU has native bf16 or on CUDA; ``true`` / ``false`` to force."""
+    seed: int = 0
+    save_every: int = 50
+    keep_checkpoints: int = 2
+    merge: bool = False
+    """Also write the base model with the adapter merged in (``merged/``), loadable without peft."""
+    export_sentence_transformers: bool = False
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str):
+            self.data = [self.data]
+        if isinstance(self.lora, dict):
+            self.lora = _build(LoraSettings, self.lora, "lora")
+        if isinstance(self.teacher, dict):
+            self.teacher = _build(TeacherSettings, self.teacher, "teacher")
+        if isinstance(self.bf16, bool):
+            self.bf16 = str(self.bf16).lower()
+        self.validate()
+
+    def validate(self) -> None:
+        checks = [
+            (self.objective in OBJECTIVES, f"objective must be one of {', '.join(OBJECTIVES)}"),
+            (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.bf16 in ("auto", "true", "false"), "bf16 must be auto, true or false"),
+            (self.batch_size > 0, "batch_size must be positive"),
+            (self.chunk_size is None or self.chunk_size > 0, "chunk_size must be positive"),
+            (self.max_steps > 0, "max_steps must be positive"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.temperature > 0, "temperature must be positive"),
+            (self.save_every > 0, "save_every must be positive"),
+            (self.keep_checkpoints > 0, "keep_checkpoints must be positive"),
+            (0 < self.mask_probability < 1, "mask_probability must be in (0, 1)"),
+            (self.num_negatives is None or self.num_negatives >= 0, "num_negatives must be ≥ 0"),
+            (self.teacher is None or self.teacher.mode in MODES, f"teacher.mode must be one of {', '.join(MODES)}"),
+            (self.lora.r > 0, "lora.r must be positive"),
+            (bool(self.data), "data: give at least one file"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise RecipeError(f"train config: {message}")
+        if self.matryoshka_dims is not None and any(d <= 0 for d in self.matryoshka_dims):
+            raise RecipeError("train config: matryoshka_dims must be positive")
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return _build(cls, data, "train config")
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError(f"train config not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise RecipeError(f"{path}: a train config must be a mapping")
+        data.update({key: value for key, value in overrides.items() if value is not None})
+        return cls.from_dict(data)
+
+
+def _build(kind, data: dict[str, Any], where: str):
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where} must be a mapping, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(data) - known
+    if unknown:
+        raise RecipeError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    missing = [f.name for f in dataclasses.fields(kind) if f.name not in data and _required(f)]
+    if missing:
+        raise RecipeError(f"{where}: missing field(s) {', '.join(missing)}")
+    return kind(**data)
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING

@@ -1,0 +1,177 @@
+"""Training data: JSONL examples and the task-homogeneous, resumable order they are drawn in.
+
+One example per line::
+
+    {"query": "...", "positive": "...", "negatives": ["...", ...], "task": "nli", "instruction": "...",
+     "scores": [teacher score of positive, of each negative]}
+
+``negatives``, ``task``, ``instruction`` and ``scores`` are optional; ``id`` and ``meta`` (provenance, e.g.
+from ``llembed synth``) are allowed and ignored. Errors name the file and line.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llembed.errors import InputError
+from llembed.io_utils import iter_jsonl
+
+DEFAULT_TASK = "default"
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    query: str
+    positive: str
+    negatives: tuple[str, ...] = ()
+    task: str = DEFAULT_TASK
+    instruction: str | None = None
+    scores: tuple[float, ...] | None = None
+    """Teacher scores of ``[positive, *negatives]`` for score distillation."""
+
+    def to_dict(self) -> dict:
+        row: dict = {"query": self.query, "positive": self.positive}
+        if self.negatives:
+            row["negatives"] = list(self.negatives)
+        if self.task != DEFAULT_TASK:
+            row["task"] = self.task
+        if self.instruction is not None:
+            row["instruction"] = self.instruction
+        if self.scores is not None:
+            row["scores"] = list(self.scores)
+        return row
+
+
+def parse_example(row: dict, where: str) -> TrainExample:
+    """One JSON object → :class:`TrainExample`, or an :class:`InputError` naming ``where`` and the field."""
+    for key in ("query", "positive"):
+        value = row.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"{where}: '{key}' must be a non-empty string, got {value!r:.60}")
+    negatives = row.get("negatives", [])
+    if not isinstance(negatives, list) or not all(isinstance(n, str) and n.strip() for n in negatives):
+        raise InputError(f"{where}: 'negatives' must be a list of non-empty strings")
+    task = row.get("task", DEFAULT_TASK)
+    if not isinstance(task, str) or not task:
+        raise InputError(f"{where}: 'task' must be a non-empty string")
+    instruction = row.get("instruction")
+    if instruction is not None and not isinstance(instruction, str):
+        raise InputError(f"{where}: 'instruction' must be a string")
+    scores = row.get("scores")
+    if scores is not None:
+        if not isinstance(scores, list) or not all(isinstance(s, int | float) for s in scores):
+            raise InputError(f"{where}: 'scores' must be a list of numbers")
+        if len(scores) != 1 + len(negatives):
+            raise InputError(
+                f"{where}: 'scores' has {len(scores)} values; it needs one for the positive and one per "
+                f"negative ({1 + len(negatives)})"
+            )
+        scores = tuple(float(s) for s in scores)
+    unknown = set(row) - {"query", "positive", "negatives", "task", "instruction", "scores", "id", "meta"}
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    return TrainExample(row["query"], row["positive"], tuple(negatives), task, instruction, scores)
+
+
+def load_examples(paths: str | Path | Sequence[str | Path]) -> list[TrainExample]:
+    """Read one or more JSONL files of training examples."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    examples = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise InputError(f"training data not found: {path}")
+        examples += [parse_example(row, f"{path}:{number}") for number, row in iter_jsonl(path)]
+    if not examples:
+        raise InputError(f"no training examples in {', '.join(map(str, paths))}")
+    instructions: dict[str, str | None] = {}
+    for example in examples:  # a batch is one task, and its queries share one prompt
+        if instructions.setdefault(example.task, example.instruction) != example.instruction:
+            raise InputError(
+                f"task {example.task!r} has two instructions ({instructions[example.task]!r} and "
+                f"{example.instruction!r}): give each instruction its own task name"
+            )
+    return examples
+
+
+@dataclass
+class TaskBatches:
+    """Batches of ``batch_size`` examples, each from a single task (so in-batch negatives share the task).
+
+    The order is a pure function of ``(seed, epoch)``: a resumed run asks for step ``k`` and gets exactly the
+    batch an uninterrupted run had at step ``k``. A task's leftover examples (fewer than a batch) are dropped
+    for that epoch and, being reshuffled, come back in the next.
+    """
+
+    examples: Sequence[TrainExample]
+    batch_size: int
+    seed: int = 0
+    _by_task: dict[str, list[int]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0:
+            raise InputError(f"batch_size must be positive, not {self.batch_size}")
+        by_task: dict[str, list[int]] = defaultdict(list)
+        for index, example in enumerate(self.examples):
+            by_task[example.task].append(index)
+        self._by_task = dict(sorted(by_task.items()))
+        if self.batches_per_epoch == 0:
+            largest = max(len(rows) for rows in self._by_task.values())
+            raise InputError(
+                f"batch_size {self.batch_size} is larger than every task's example count (largest: {largest})"
+            )
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return sum(len(rows) // self.batch_size for rows in self._by_task.values())
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(f"{self.seed}:{epoch}")
+        batches = []
+        for rows in self._by_task.values():
+            shuffled = list(rows)
+            rng.shuffle(shuffled)
+            batches += [
+                shuffled[i : i + self.batch_size]
+                for i in range(0, len(shuffled) - self.batch_size + 1, self.batch_size)
+            ]
+        rng.shuffle(batches)
+        return batches
+
+    def from_step(self, step: int) -> Iterator[tuple[int, list[TrainExample]]]:
+        """(step, batch) pairs from ``step`` on, endlessly, across epochs."""
+        per_epoch = self.batches_per_epoch
+        epoch, offset = divmod(step, per_epoch)
+        while True:
+            for index, rows in enumerate(self.epoch(epoch)[offset:], start=offset):
+                yield epoch * per_epoch + index, [self.examples[i] for i in rows]
+            epoch, offset = epoch + 1, 0
+
+
+def load_sentences(paths: str | Path | Sequence[str | Path]) -> list[str]:
+    """Raw sentences for unsupervised objectives (MNTP, SimCSE): ``.txt`` (one per line) or JSONL with a
+    ``text`` field (or training examples, whose queries and positives are taken). Duplicates are dropped."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    sentences: dict[str, None] = {}
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise InputError(f"training data not found: {path}")
+        if path.suffix == ".txt":
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    sentences[line.strip()] = None
+            continue
+        for number, row in iter_jsonl(path):
+            texts = [row["text"]] if "text" in row else [row.get("query"), row.get("positive")]
+            for text in texts:
+                if not isinstance(text, str) or not text.strip():
+                    raise InputError(f"{path}:{number}: expected a non-empty 'text' (or 'query' and 'positive')")
+                sentences[text.strip()] = None
+    if not sentences:
+        raise InputError(f"no sentences in {', '.join(map(str, paths))}")
+    return list(sentences)

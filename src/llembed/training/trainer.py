@@ -1,0 +1,269 @@
+"""The training loop: contrastive (InfoNCE + distillation), MNTP and SimCSE, with LoRA or full fine-tuning,
+GradCache, several processes, and atomic resumable checkpoints.
+
+Why not sentence-transformers' trainer: its losses expect a ``SentenceTransformer`` whose modules own the
+whole text → vector path, while llembed's path (prompt templates with text spans kept out of pooling, the
+layer read, bidirectional attention, early exit) lives in :class:`Embedder`. The losses here are the same
+mathematics (MultipleNegativesRankingLoss, CachedMNRL, MatryoshkaLoss, DistillKLDivLoss) on plain tensors;
+peft gives the adapters, transformers the schedules and gradient checkpointing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from llembed.backbone import cpu_has_native_bf16
+from llembed.embedder import Embedder
+from llembed.errors import InputError, RecipeError
+from llembed.io_utils import atomic_write_text
+from llembed.recipe import Recipe
+from llembed.training import adapters
+from llembed.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from llembed.training.config import TrainConfig
+from llembed.training.data import TaskBatches, TrainExample, load_examples, load_sentences
+from llembed.training.distributed import (
+    World,
+    barrier,
+    broadcast_parameters,
+    gather_with_local_grad,
+    init_world,
+    sum_gradients,
+)
+from llembed.training.gradcache import contrastive_backward
+from llembed.training.losses import EmbedderDistillationLoss, InfoNCELoss, ScoreDistillationLoss
+from llembed.training.mntp import mntp_step
+from llembed.training.output import write_outputs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    steps: int
+    losses: list[float]
+    seconds: float
+    recipe_path: Path | None
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, world: World | None = None) -> None:
+        self.config = config
+        self.world = world or init_world()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        recipe = Recipe(**config.recipe).replace(truncation=True, dtype="float32")
+        self.embedder = Embedder.from_recipe(recipe)
+        if self.embedder.recipe.max_length > config.max_length:
+            self.embedder = self.embedder.replace(max_length=config.max_length)
+        self.base_recipe = Recipe(**config.recipe)
+        model = self.embedder.backbone.model
+        if config.method == "lora":
+            lora = config.lora
+            self.peft_model = adapters.add_lora(
+                model, lora.r, lora.alpha, lora.dropout, lora.target_modules, lora.layers
+            )
+        else:
+            self.peft_model = None
+            for parameter in model.parameters():
+                parameter.requires_grad_(True)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.named_parameters = adapters.trainable_parameters(model)
+        self.parameters = [p for _, p in self.named_parameters]
+        broadcast_parameters(self.parameters, self.world)
+        self.optimizer = torch.optim.AdamW(self.parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+        from transformers import get_scheduler
+
+        self.scheduler = get_scheduler(
+            config.schedule, self.optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps
+        )
+        self.batches = self._batches()
+        self.infonce = InfoNCELoss(config.temperature, config.symmetric, config.matryoshka_dims)
+        self.score_loss = ScoreDistillationLoss(config.temperature, config.teacher_temperature)
+        self.teacher = None
+        if config.teacher is not None and config.teacher.weight > 0:
+            self.teacher = Embedder.from_pretrained(config.teacher.model)
+            self.teacher_loss = EmbedderDistillationLoss(config.teacher.mode)
+        self.log: list[dict] = []
+
+    # ------------------------------------------------------------------ data
+    def _batches(self) -> TaskBatches:
+        config = self.config
+        if config.batch_size % self.world.size:
+            raise RecipeError(f"batch_size {config.batch_size} must split evenly over {self.world.size} processes")
+        if config.objective == "contrastive":
+            examples = load_examples(config.data)
+            fewest = min(len(e.negatives) for e in examples)
+            self.num_negatives = fewest if config.num_negatives is None else config.num_negatives
+            if self.num_negatives > fewest:
+                raise InputError(f"num_negatives={self.num_negatives}, but some examples have only {fewest}")
+            if config.score_distillation > 0 and any(e.scores is None for e in examples):
+                raise InputError("score_distillation needs teacher 'scores' on every example")
+        else:
+            sentences = load_sentences(config.data)
+            examples = [TrainExample(text, text) for text in sentences]
+            self.num_negatives = 0
+        return TaskBatches(examples, config.batch_size, config.seed)
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self):
+        setting = self.config.bf16
+        device = self.embedder.backbone.device
+        native = device.type == "cuda" or cpu_has_native_bf16()
+        if setting == "true" or (setting == "auto" and native):
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _contrastive_step(self, batch: Sequence[TrainExample]) -> float:
+        local = list(batch[self.world.shard(len(batch))])
+        k = self.num_negatives
+        instruction = local[0].instruction
+        groups = {
+            "queries": [e.query for e in local],
+            "positives": [e.positive for e in local],
+            "negatives": [n for e in local for n in e.negatives[:k]],
+        }
+        if self.config.objective == "simcse":  # the same sentence twice; dropout makes the two views differ
+            encoders = {name: self._encoder("text") for name in groups}
+        else:
+            encoders = {
+                "queries": self._encoder("query", instruction),
+                "positives": self._encoder("document"),
+                "negatives": self._encoder("document"),
+            }
+        scores = None
+        if self.config.score_distillation > 0:
+            scores = torch.tensor([e.scores[: k + 1] for e in local], dtype=torch.float32)
+        teacher = self._teacher_vectors(groups) if self.teacher is not None else None
+        world = self.world
+
+        def loss_of(reps: dict[str, torch.Tensor]) -> torch.Tensor:
+            full = {name: gather_with_local_grad(value, world) for name, value in reps.items()}
+            q, p, n = full["queries"], full["positives"], full.get("negatives")
+            loss = self.infonce(q, p, n)
+            if scores is not None:
+                loss = loss + self.config.score_distillation * self.score_loss(
+                    q, p, n, gather_with_local_grad(scores, world)
+                )
+            if teacher is not None:
+                t = {name: gather_with_local_grad(value, world) for name, value in teacher.items()}
+                candidates = torch.cat([p] + ([n] if n is not None else []))
+                t_candidates = torch.cat([t["positives"]] + ([t["negatives"]] if "negatives" in t else []))
+                loss = loss + self.config.teacher.weight * self.teacher_loss(q, candidates, t["queries"], t_candidates)
+            return loss
+
+        return contrastive_backward(groups, encoders, loss_of, self.config.chunk_size)
+
+    def _encoder(self, side: str, task: str | None = None):
+        return lambda texts: self.embedder.forward(texts, side=side, task=task)
+
+    def _teacher_vectors(self, groups: dict[str, list[str]]) -> dict[str, torch.Tensor]:
+        return {
+            name: torch.from_numpy(self.teacher.encode(texts, normalize=False, show_progress_bar=False))
+            for name, texts in groups.items()
+            if texts
+        }
+
+    def _step(self, step: int, batch: Sequence[TrainExample]) -> float:
+        # each step reseeds from (seed, step, rank): dropout is the same whether a run was resumed or not
+        torch.manual_seed(self.config.seed * 1_000_003 + step * 101 + self.world.rank)
+        self.embedder.backbone.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            if self.config.objective == "mntp":
+                local = list(batch[self.world.shard(len(batch))])
+                loss = mntp_step(self.embedder, [e.query for e in local], self.config, self.world)
+            else:
+                loss = self._contrastive_step(batch)
+        sum_gradients(self.parameters, self.world)
+        if self.config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss
+
+    # ------------------------------------------------------------------ the loop
+    def train(self, resume: bool = False) -> TrainResult:
+        config, world = self.config, self.world
+        out = config.output_path
+        start = self._resume() if resume else 0
+        if not resume and list_checkpoints(out / "checkpoints"):
+            raise InputError(f"{out} already has checkpoints: pass --resume to continue, or a new output_dir")
+        if world.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            config.save(out / "train_config.yaml")
+        started = time.perf_counter() - (self.log[-1]["seconds"] if self.log else 0.0)
+        bar = tqdm(total=config.max_steps, initial=start, desc="training", unit="step", disable=not world.is_main)
+        with bar:
+            for step, batch in self.batches.from_step(start):
+                if step >= config.max_steps:
+                    break
+                loss = self._step(step, batch)
+                entry = {
+                    "step": step + 1,
+                    "loss": loss,
+                    "lr": self.scheduler.get_last_lr()[0],
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+                self.log.append(entry)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+                if (step + 1) % config.save_every == 0 or step + 1 == config.max_steps:
+                    self._save_checkpoint(step + 1)
+        self.embedder.backbone.model.eval()
+        recipe_path = None
+        if world.is_main:
+            recipe_path = write_outputs(self, self.log)
+        barrier(world)
+        seconds = self.log[-1]["seconds"] if self.log else 0.0
+        return TrainResult(out, len(self.log), [e["loss"] for e in self.log], seconds, recipe_path)
+
+    def _save_checkpoint(self, step: int) -> None:
+        if self.world.is_main:
+            state = {
+                "trainable": {name: p.detach().clone() for name, p in self.named_parameters},
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "log": self.log,
+            }
+            save_checkpoint(self.config.output_path / "checkpoints", step, state, self.config.keep_checkpoints)
+            atomic_write_text(
+                self.config.output_path / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in self.log)
+            )
+        barrier(self.world)
+
+    def _resume(self) -> int:
+        found = list_checkpoints(self.config.output_path / "checkpoints")
+        if not found:
+            logger.warning("no checkpoint in %s: starting from step 0", self.config.output_path)
+            return 0
+        state = load_checkpoint(found[-1])
+        trainable = dict(self.named_parameters)
+        if set(state["trainable"]) != set(trainable):
+            raise InputError(f"{found[-1].path} was written by a different model or adapter configuration")
+        with torch.no_grad():
+            for name, value in state["trainable"].items():
+                trainable[name].copy_(value)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.log = state["log"]
+        logger.info("resumed from %s", found[-1].path)
+        return state["step"]
+
+
+def train(config: TrainConfig | str | Path, resume: bool = False, **overrides) -> TrainResult:
+    """Train from a config (object or YAML path); the Python door behind ``llembed train``."""
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig.load(config, **overrides)
+    return Trainer(config).train(resume=resume)

@@ -1,0 +1,106 @@
+"""Training data: parsing with file:line errors, and the task-homogeneous, resumable batch order."""
+
+import json
+
+import pytest
+
+from llembed.errors import InputError
+from llembed.training.data import TaskBatches, TrainExample, load_examples, load_sentences
+
+
+def _write(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_load_examples_reads_all_fields(tmp_path):
+    path = _write(
+        tmp_path / "d.jsonl",
+        [
+            {"query": "q", "positive": "p"},
+            {
+                "query": "q2",
+                "positive": "p2",
+                "negatives": ["n1", "n2"],
+                "task": "t",
+                "instruction": "Find",
+                "scores": [3, 1, 0.5],
+            },
+        ],
+    )
+    first, second = load_examples(path)
+    assert first == TrainExample("q", "p")
+    assert second.negatives == ("n1", "n2") and second.task == "t" and second.instruction == "Find"
+    assert second.scores == (3.0, 1.0, 0.5)
+    assert TrainExample(**{**second.__dict__}).to_dict()["scores"] == [3.0, 1.0, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"query": "", "positive": "p"}, "'query' must be a non-empty string"),
+        ({"query": "q"}, "'positive' must be a non-empty string"),
+        ({"query": "q", "positive": "p", "negatives": "n"}, "'negatives' must be a list"),
+        ({"query": "q", "positive": "p", "scores": [1, 2]}, "'scores' has 2 values"),
+        ({"query": "q", "positive": "p", "label": 1}, "unknown field"),
+        ("not json", "not valid JSON"),
+    ],
+)
+def test_bad_rows_are_named_by_file_and_line(tmp_path, row, message):
+    path = _write(tmp_path / "d.jsonl", [{"query": "a", "positive": "b"}, row])
+    with pytest.raises(InputError, match=message) as error:
+        load_examples(path)
+    assert "d.jsonl:2" in str(error.value)
+
+
+def test_a_task_must_have_one_instruction(tmp_path):
+    path = _write(
+        tmp_path / "d.jsonl",
+        [
+            {"query": "a", "positive": "b", "task": "t", "instruction": "X"},
+            {"query": "c", "positive": "d", "task": "t", "instruction": "Y"},
+        ],
+    )
+    with pytest.raises(InputError, match="two instructions"):
+        load_examples(path)
+
+
+def _examples(tasks):
+    return [TrainExample(f"q{i}", f"p{i}", task=task) for i, task in enumerate(tasks)]
+
+
+def test_batches_are_task_homogeneous_and_cover_each_epoch():
+    examples = _examples(["a"] * 10 + ["b"] * 7)
+    batches = TaskBatches(examples, batch_size=3, seed=1)
+    assert batches.batches_per_epoch == 3 + 2
+    epoch = batches.epoch(0)
+    for rows in epoch:
+        assert len(rows) == 3 and len({examples[i].task for i in rows}) == 1
+    flat = [i for rows in epoch for i in rows]
+    assert len(flat) == len(set(flat)) == 15
+    assert batches.epoch(0) == epoch and batches.epoch(1) != epoch
+
+
+def test_from_step_resumes_exactly_where_a_run_was():
+    examples = _examples(["a"] * 9 + ["b"] * 6)
+    batches = TaskBatches(examples, batch_size=3, seed=7)
+    stream = batches.from_step(0)
+    uninterrupted = [next(stream) for _ in range(12)]  # crosses two epoch boundaries (5 batches each)
+    resumed = batches.from_step(7)
+    assert [next(resumed) for _ in range(5)] == uninterrupted[7:]
+    assert [step for step, _ in uninterrupted] == list(range(12))
+
+
+def test_batch_larger_than_every_task_is_an_error():
+    with pytest.raises(InputError, match="larger than every task"):
+        TaskBatches(_examples(["a"] * 3), batch_size=4)
+
+
+def test_load_sentences_from_txt_and_jsonl(tmp_path):
+    txt = tmp_path / "s.txt"
+    txt.write_text("one\n\ntwo\none\n", encoding="utf-8")
+    jsonl = _write(tmp_path / "s.jsonl", [{"text": "three"}, {"query": "four", "positive": "two"}])
+    assert load_sentences([txt, jsonl]) == ["one", "two", "three", "four"]
+    bad = _write(tmp_path / "bad.jsonl", [{"title": "x"}])
+    with pytest.raises(InputError, match="bad.jsonl:1"):
+        load_sentences(bad)

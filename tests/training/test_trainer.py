@@ -1,0 +1,181 @@
+"""The training loop on tiny models and real SNLI triplets: resume, outputs, objectives."""
+
+import pytest
+import torch
+
+from llembed import Embedder
+from llembed.errors import InputError
+from llembed.training import Trainer
+from llembed.training.checkpoint import list_checkpoints
+
+from .conftest import write_jsonl
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashingTrainer(Trainer):
+    """Dies in the middle of step ``crash_at`` (1-based), like a killed process: nothing after it is saved."""
+
+    crash_at = 5
+
+    def _step(self, step, batch):
+        if step + 1 == self.crash_at:
+            raise Crash
+        return super()._step(step, batch)
+
+
+def _adapter_weights(trainer):
+    return {name: p.detach().clone() for name, p in trainer.named_parameters}
+
+
+def test_resume_after_a_crash_continues_the_same_loss_curve(tiny_config, tmp_path):
+    whole = Trainer(tiny_config(output_dir=str(tmp_path / "whole")))
+    expected = whole.train().losses
+
+    crashed = CrashingTrainer(tiny_config(output_dir=str(tmp_path / "crashed")))
+    with pytest.raises(Crash):
+        crashed.train()
+    saved = list_checkpoints(tmp_path / "crashed" / "checkpoints")
+    assert [c.step for c in saved] == [2, 4]  # the crash lost step 5 only (the last checkpoint is step 4)
+    with pytest.raises(InputError, match="--resume"):
+        Trainer(tiny_config(output_dir=str(tmp_path / "crashed"))).train()
+
+    resumed = Trainer(tiny_config(output_dir=str(tmp_path / "crashed")))
+    result = resumed.train(resume=True)
+    assert len(result.losses) == 6
+    assert result.losses == pytest.approx(expected, abs=1e-6)
+    a, b = _adapter_weights(whole), _adapter_weights(resumed)
+    assert all(torch.allclose(a[n], b[n], atol=1e-7) for n in a)
+
+
+def test_output_folder_loads_as_the_tuned_embedder(tiny_config, tmp_path):
+    recipe = {"model": str(tiny_config().recipe["model"]), "prompt": "none", "pooling": "mean"}  # ST can express it
+    trainer = Trainer(tiny_config(recipe=recipe, max_steps=3, merge=True, export_sentence_transformers=True))
+    result = trainer.train()
+    out = result.output_dir
+    assert {"adapter", "model", "recipe.yaml", "train_log.jsonl", "loss.png", "sentence-transformers"} <= {
+        p.name for p in out.iterdir()
+    }
+    texts = ["A man is playing a guitar.", "Two dogs run on the beach.", "Cats sleep."]
+    tuned = trainer.embedder.encode(texts)
+    merged = Embedder.from_pretrained(str(out))  # recipe.yaml → model/ (merged weights)
+    assert abs(merged.encode(texts) - tuned).max() < 1e-5
+    adapter_recipe = merged.recipe.replace(model=str(trainer.config.recipe["model"]), adapter=str(out / "adapter"))
+    with_adapter = Embedder.from_recipe(adapter_recipe)
+    assert abs(with_adapter.encode(texts) - tuned).max() < 1e-5
+    base = Embedder.from_pretrained(str(trainer.config.recipe["model"]), prompt="none", pooling="mean")
+    assert abs(base.encode(texts) - tuned).max() > 1e-3  # training changed something
+
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(out / "sentence-transformers"), device="cpu")
+    assert abs(st.encode(texts, normalize_embeddings=True) - tuned).max() < 1e-4
+
+
+def test_contrastive_training_learns_the_training_pairs(tiny_config, snli_slice, tmp_path):
+    """Full fine-tuning of a tiny model drives the InfoNCE loss on 8 fixed real triplets far down."""
+    eight = tmp_path / "eight.jsonl"
+    eight.write_text("".join(snli_slice.read_text(encoding="utf-8").splitlines(keepends=True)[:8]), encoding="utf-8")
+    config = tiny_config(data=[str(eight)], method="full", max_steps=25, learning_rate=3e-3, save_every=100)
+    trainer = Trainer(config)
+    losses = trainer.train().losses
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_multi_task_instructions_and_distillation_run(tiny_config, tiny_model_dirs, tmp_path):
+    rows = []
+    for i in range(8):
+        rows.append(
+            {
+                "query": f"what is item {i}",
+                "positive": f"item {i} is a thing",
+                "negatives": [f"not {i}"],
+                "task": "qa",
+                "instruction": "Answer the question",
+                "scores": [5.0, 1.0],
+            }
+        )
+        rows.append(
+            {
+                "query": f"sentence {i}",
+                "positive": f"a sentence {i}",
+                "negatives": [f"other {i}"],
+                "task": "sts",
+                "instruction": "Find a paraphrase",
+                "scores": [4.0, 0.5],
+            }
+        )
+    data = write_jsonl(tmp_path / "mt.jsonl", rows)
+    seen_tasks = []
+    config = tiny_config(
+        data=[str(data)],
+        recipe={"model": str(tiny_model_dirs["llama"]), "prompt": "instruction", "pooling": "mean"},
+        max_steps=4,
+        score_distillation=0.5,
+        teacher={"model": str(tiny_model_dirs["gpt2"]), "weight": 1.0, "mode": "similarity_mse"},
+        matryoshka_dims=[64, 16],
+        symmetric=True,
+        chunk_size=3,
+    )
+    trainer = Trainer(config)
+    forward = trainer.embedder.forward
+
+    def spy(texts, side="text", task=None):
+        if side == "query":
+            seen_tasks.append(task)
+        return forward(texts, side=side, task=task)
+
+    trainer.embedder.forward = spy
+    losses = trainer.train().losses
+    assert all(loss == loss and loss > 0 for loss in losses)
+    assert set(seen_tasks) == {"Answer the question", "Find a paraphrase"}
+
+
+def test_score_distillation_needs_scores(tiny_config):
+    with pytest.raises(InputError, match="scores"):
+        Trainer(tiny_config(score_distillation=1.0))
+
+
+def test_mntp_then_simcse_the_llm2vec_recipe(tiny_config, tiny_model_dirs, tmp_path):
+    bidirectional = {"model": str(tiny_model_dirs["llama"]), "prompt": "none", "pooling": "mean", "bidirectional": True}
+    mntp = Trainer(
+        tiny_config(
+            objective="mntp",
+            recipe=bidirectional,
+            max_steps=8,
+            merge=True,
+            output_dir=str(tmp_path / "mntp"),
+            learning_rate=5e-3,
+        )
+    )
+    mntp_losses = mntp.train().losses
+    assert sum(mntp_losses[-3:]) < sum(mntp_losses[:3])
+    simcse = Trainer(
+        tiny_config(
+            objective="simcse",
+            recipe={**bidirectional, "model": str(tmp_path / "mntp" / "model")},
+            output_dir=str(tmp_path / "simcse"),
+            max_steps=3,
+        )
+    )
+    result = simcse.train()
+    tuned = Embedder.from_pretrained(str(result.output_dir))
+    assert tuned.recipe.bidirectional and tuned.recipe.pooling == "mean"
+    assert tuned.encode(["hello there"]).shape == (1, 64)
+
+
+def test_gradient_checkpointing_changes_memory_not_results(tiny_config, tmp_path):
+    plain = Trainer(tiny_config(output_dir=str(tmp_path / "a"), max_steps=2, lora={"r": 4, "alpha": 8, "dropout": 0}))
+    checkpointed = Trainer(
+        tiny_config(
+            output_dir=str(tmp_path / "b"),
+            max_steps=2,
+            lora={"r": 4, "alpha": 8, "dropout": 0},
+            gradient_checkpointing=True,
+        )
+    )
+    assert checkpointed.train().losses == pytest.approx(plain.train().losses, abs=1e-6)
+    a, b = _adapter_weights(plain), _adapter_weights(checkpointed)
+    assert all(torch.allclose(a[n], b[n], atol=1e-6) for n in a)
