@@ -236,14 +236,17 @@ def snli_triplets(shared: Path) -> None:
         with (src / f"nli_triplets_{split}.tsv").open(encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
                 rows.append(
-                    {"query": row["anchor"], "positive": row["positive"], "negatives": [row["hard_negative"]],
-                     "task": "nli"}
+                    {
+                        "query": row["anchor"],
+                        "positive": row["positive"],
+                        "negatives": [row["hard_negative"]],
+                        "task": "nli",
+                    }
                 )
     write_jsonl(dst / "triplets.jsonl", rows)
     copy_meta(src, dst, "SOURCE.txt")
     (dst / "LICENSE.txt").write_text(
-        "SNLI (Bowman et al., 2015) is licensed under CC BY-SA 4.0: "
-        "https://creativecommons.org/licenses/by-sa/4.0/\n",
+        "SNLI (Bowman et al., 2015) is licensed under CC BY-SA 4.0: https://creativecommons.org/licenses/by-sa/4.0/\n",
         encoding="utf-8",
     )
 

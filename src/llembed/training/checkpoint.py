@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import random
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from llembed.io_utils import atomic_directory
 
 PREFIX = "step-"
 
@@ -27,18 +28,8 @@ class Checkpoint:
 
 def save_checkpoint(root: Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Write ``state`` (plus random states) as ``root/step-NNNNNN`` atomically; keep the newest ``keep``."""
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{PREFIX}{step:06d}"
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
-    try:
-        payload = dict(state, step=step, random=_random_states())
-        torch.save(payload, staging / "state.pt")
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    payload = dict(state, step=step, random=_random_states())
+    final = atomic_directory(root / f"{PREFIX}{step:06d}", lambda tmp: torch.save(payload, tmp / "state.pt"))
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old.path, ignore_errors=True)
     return final

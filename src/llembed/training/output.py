@@ -10,28 +10,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-from llembed.io_utils import atomic_write, atomic_write_text
+from llembed.io_utils import atomic_directory, atomic_write, atomic_write_text
 from llembed.model_sources import BUNDLED_MODELS
-
-
-def atomic_directory(path: Path, write: Callable[[Path], None]) -> Path:
-    """Fill a staging folder beside ``path`` and rename it into place (replacing an older one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        write(staging)
-        if path.exists():
-            shutil.rmtree(path)
-        staging.rename(path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return path
 
 
 def base_model_reference(model: str | None) -> str | None:
