@@ -100,8 +100,8 @@ class Embedder:
     ) -> Embedder:
         """Load ``model`` (``None`` → the bundled default, SmolLM2-135M-Instruct) with the given recipe fields.
 
-        ``threads`` sets torch's intra-op threads (default: torch's, one per core); ``compile`` runs the
-        model through ``torch.compile`` (minutes of compiling, then faster passes: for long jobs).
+        ``threads`` sets torch's intra-op threads (default: torch's, one per core); ``compile`` runs plain
+        passes through ``torch.compile`` (minutes of compiling; measure first, see :meth:`Backbone.compile`).
         A ``llembed train`` output folder loads as its tuned recipe.
         """
         if model is not None and _is_trained_output(Path(model)):
@@ -307,16 +307,8 @@ class Embedder:
                         states = self.backbone.hidden_states(
                             batch, layer_ids, self.recipe.bidirectional, _tp(self.recipe, template), prefix
                         )
-                        use_text = self.recipe.exclude_prompt or template.pool_occurrence == "last"
                         for spec in specs:
-                            hidden = _average_layers(states, spec.layers)
-                            vectors = pooling_ops.pool(
-                                spec.pooling,
-                                hidden,
-                                batch.attention_mask.to(hidden.device),
-                                batch.text_mask.to(hidden.device) if use_text else None,
-                            )
-                            sums[spec][start + rows] += vectors.cpu()
+                            sums[spec][start + rows] += self._read(states, batch, template, spec).cpu()
                         bar.update(len(rows))
         self.last_stats["seconds"] = time.perf_counter() - started
         return {spec: value / len(templates) for spec, value in sums.items()}
@@ -326,23 +318,30 @@ class Embedder:
         pooling, un-normalised, no prefix cache (its keys/values would have to carry gradients too)."""
         texts = validate_texts(texts)
         templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
-        use_text_base = self.recipe.exclude_prompt
         total = None
         for template in templates:
             items = self._prompt_tokenizer.tokenize_texts(texts, template, task)
             batch = collate(items, self.tokenizer.pad_token_id, self.padding_side)
             states = self.backbone.states(batch, self.layer_ids, self.recipe.bidirectional, _tp(self.recipe, template))
-            hidden = _average_layers(states, self.layer_ids)
-            use_text = use_text_base or template.pool_occurrence == "last"
-            device = hidden.device
-            vectors = pooling_ops.pool(
-                self.recipe.pooling,
-                hidden,
-                batch.attention_mask.to(device),
-                batch.text_mask.to(device) if use_text else None,
-            ).float()
+            vectors = self._read(states, batch, template, self.spec)
             total = vectors if total is None else total + vectors
         return total / len(templates)
+
+    def _read(
+        self, states: dict[int, torch.Tensor], batch: TokenBatch, template: PromptTemplate, spec: PoolSpec
+    ) -> torch.Tensor:
+        """One spec's float32 vectors from a batch's hidden states (on the model's device).
+
+        The text's own tokens are pooled when prompts are excluded, and always for templates that repeat the
+        text (echo pools the second copy)."""
+        hidden = _average_layers(states, spec.layers)
+        use_text = self.recipe.exclude_prompt or template.pool_occurrence == "last"
+        return pooling_ops.pool(
+            spec.pooling,
+            hidden,
+            batch.attention_mask.to(hidden.device),
+            batch.text_mask.to(hidden.device) if use_text else None,
+        )
 
     def _batches(
         self, items: list[TokenizedText], batch_size: int, prefix_length: int = 0

@@ -179,3 +179,10 @@ def test_gradient_checkpointing_changes_memory_not_results(tiny_config, tmp_path
     assert checkpointed.train().losses == pytest.approx(plain.train().losses, abs=1e-6)
     a, b = _adapter_weights(plain), _adapter_weights(checkpointed)
     assert all(torch.allclose(a[n], b[n], atol=1e-6) for n in a)
+
+
+def test_unknown_recipe_key_in_a_train_config_is_named(tiny_config):
+    from llembed.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="poolin"):
+        Trainer(tiny_config(recipe={"model": "x", "poolin": "last"}))

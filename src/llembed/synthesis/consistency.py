@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-import numpy as np
-
+from llembed.output import unit_rows
 from llembed.synthesis.parsing import normalized
 
 
@@ -18,16 +17,14 @@ def consistent(records: Sequence[dict], embedder, top_k: int = 3, corpus: Sequen
         pool.setdefault(normalized(text), text)
     keys = list(pool)
     index = {key: i for i, key in enumerate(keys)}
-    documents = embedder.to_float(embedder.encode_documents([pool[k] for k in keys]))
-    documents /= np.linalg.norm(documents, axis=1, keepdims=True)
+    documents = unit_rows(embedder.to_float(embedder.encode_documents([pool[k] for k in keys])))
     flags = [False] * len(records)
     by_instruction: dict[str | None, list[int]] = defaultdict(list)
     for i, record in enumerate(records):
         by_instruction[record.get("instruction")].append(i)
     for instruction, rows in by_instruction.items():
-        queries = embedder.to_float(embedder.encode_queries([records[i]["query"] for i in rows], task=instruction))
-        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-        scores = queries @ documents.T
+        queries = embedder.encode_queries([records[i]["query"] for i in rows], task=instruction)
+        scores = unit_rows(embedder.to_float(queries)) @ documents.T
         for row, i in enumerate(rows):
             target = scores[row, index[normalized(records[i]["positive"])]]
             flags[i] = int((scores[row] > target).sum()) < top_k

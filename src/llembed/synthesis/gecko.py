@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llembed.output import unit_rows
 from llembed.synthesis.generators import GenerationSettings, LocalGenerator
 from llembed.synthesis.parsing import Drops, extract_json, normalized
 from llembed.synthesis.store import SynthesisStore
@@ -69,8 +70,7 @@ def synthesize_gecko(
     drops = Drops.from_dict(state.get("drops", {}))
     ids = list(passages)
     texts = [_clip(passages[i], options.max_passage_words) for i in ids]
-    documents = embedder.to_float(embedder.encode_documents(texts))
-    documents /= np.linalg.norm(documents, axis=1, keepdims=True)
+    documents = unit_rows(embedder.to_float(embedder.encode_documents(texts)))
     seen = {normalized(r["query"]) for r in store.kept.records}
     pending = [(key, i) for key, i in ((f"gecko:{pid}", n) for n, pid in enumerate(ids)) if key not in store.done]
     attempts = dict.fromkeys((key for key, _ in pending), 0)
@@ -90,8 +90,7 @@ def synthesize_gecko(
                 else:
                     store.drop(key, reason, reply)
                 continue
-            vector = embedder.to_float(embedder.encode_queries([query]))[0]
-            similarity = documents @ (vector / np.linalg.norm(vector))
+            similarity = documents @ unit_rows(embedder.to_float(embedder.encode_queries([query])))[0]
             ranked = [int(j) for j in np.argsort(-similarity, kind="stable")[: options.candidates]]
             if source not in ranked:
                 ranked = ranked[:-1] + [source]

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from llembed.errors import InputError
 from llembed.io_utils import atomic_write_text
+from llembed.output import unit_rows
 from llembed.training.data import TrainExample
 
 QUERY_BLOCK = 512  # queries scored at once: bounds the (queries × corpus) score block
@@ -46,14 +47,12 @@ class MiningReport:
 
 
 def _scores_embedder(embedder, queries: Sequence[str], corpus: Sequence[str], instruction: str | None, batch_size):
-    documents = embedder.to_float(embedder.encode_documents(list(corpus), batch_size=batch_size))
-    documents /= np.linalg.norm(documents, axis=1, keepdims=True)
+    documents = unit_rows(embedder.to_float(embedder.encode_documents(list(corpus), batch_size=batch_size)))
     for start in range(0, len(queries), QUERY_BLOCK):
-        block = embedder.to_float(
-            embedder.encode_queries(list(queries[start : start + QUERY_BLOCK]), task=instruction, batch_size=batch_size)
+        block = embedder.encode_queries(
+            list(queries[start : start + QUERY_BLOCK]), task=instruction, batch_size=batch_size
         )
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        yield start, block @ documents.T
+        yield start, unit_rows(embedder.to_float(block)) @ documents.T
 
 
 def _scores_bm25(queries: Sequence[str], corpus: Sequence[str]):

@@ -62,11 +62,10 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        recipe = Recipe(**config.recipe).replace(truncation=True, dtype="float32")
-        self.embedder = Embedder.from_recipe(recipe)
+        self.base_recipe = Recipe.from_dict(config.recipe)  # unknown keys: a RecipeError naming them
+        self.embedder = Embedder.from_recipe(self.base_recipe.replace(truncation=True, dtype="float32"))
         if self.embedder.recipe.max_length > config.max_length:
             self.embedder = self.embedder.replace(max_length=config.max_length)
-        self.base_recipe = Recipe(**config.recipe)
         model = self.embedder.backbone.model
         if config.method == "lora":
             lora = config.lora
