@@ -1,7 +1,7 @@
 """End to end: Gecko-style synthetic training data from the SciFact corpus, LoRA training on it, and nDCG@10
 before and after on SciFact queries that were never used.
 
-    .venv/bin/python examples/synth_scifact.py [--passages 700] [--steps 30]
+    .venv/bin/python examples/synth_scifact.py [--passages 800] [--steps 35]
 
 1. ``llembed synth gecko`` over SciFact passages (the quick suite's evaluation documents are left out, so the
    generator never sees the documents the held-out queries are judged on), with the default SmolLM2 as both the
@@ -36,8 +36,8 @@ OUT = Path("runs/synth-scifact")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--passages", type=int, default=700)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--passages", type=int, default=800)
+    parser.add_argument("--steps", type=int, default=35)
     parser.add_argument("--top-k", type=int, default=5, help="consistency filter: positive within top k")
     args = parser.parse_args()
 

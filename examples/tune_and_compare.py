@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -51,6 +52,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="examples/snli_lora.yaml")
     parser.add_argument("--rerank-queries", type=int, default=10)
+    parser.add_argument(
+        "--baselines-from",
+        type=Path,
+        default=None,
+        help="compare.json of an earlier run with the same base recipe: reuse its untrained and training-free "
+        "scores (same model, recipe and data give the same numbers) instead of recomputing them",
+    )
     args = parser.parse_args()
     config = TrainConfig.load(args.config)
     out = config.output_path
@@ -91,7 +99,13 @@ def main() -> None:
         ),
     ]
     rows: dict[str, dict[str, float]] = {}
+    reused = json.loads(args.baselines_from.read_text())["scores"] if args.baselines_from else {}
+    reused = {name: scores for name, scores in reused.items() if not name.startswith("tuned")}  # never the run
     for name, make in systems.items():
+        if name in reused:
+            rows[name] = reused[name]
+            print(f"{name:<55} reused from {args.baselines_from}", flush=True)
+            continue
         embedder = make()
         rows[name] = {}
         for label, dataset, limits, every_system in datasets:
@@ -104,7 +118,8 @@ def main() -> None:
 
     labels = [label for label, *_ in datasets]
     lines = [
-        f"Training: `{args.config}`, {train_minutes:.1f} min on this machine.",
+        f"Training: `{args.config}`, {train_minutes:.1f} min on this machine."
+        + (f" Untrained and training-free rows from `{args.baselines_from}`." if reused else ""),
         "",
         "| system | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),

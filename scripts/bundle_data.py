@@ -251,6 +251,21 @@ def snli_triplets(shared: Path) -> None:
     )
 
 
+def stsb_train_pairs(shared: Path) -> None:
+    """Graded pairs for CoSENT tuning: the STS Benchmark *train* split (never dev or test), label 0–5."""
+    src, dst = shared / "stsbenchmark", EXAMPLES / "stsb"
+    if dst.exists():
+        shutil.rmtree(dst)
+    rows = []
+    with (src / "sts-train.csv").open(encoding="utf-8") as handle:
+        for line in handle.read().split("\n"):
+            parts = line.split("\t")
+            if len(parts) >= 7:
+                rows.append({"query": parts[5], "positive": parts[6], "label": float(parts[4]), "task": "sts"})
+    write_jsonl(dst / "train_pairs.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "LICENSE.txt", "readme.txt")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -268,7 +283,8 @@ def main() -> None:
         license="CC BY-NC 4.0",
     )
     snli_triplets(shared)
-    print(f"wrote {sorted(p.name for p in OUT.iterdir())} and {EXAMPLES / 'snli'}")
+    stsb_train_pairs(shared)
+    print(f"wrote {sorted(p.name for p in OUT.iterdir())}, {EXAMPLES / 'snli'} and {EXAMPLES / 'stsb'}")
 
 
 if __name__ == "__main__":

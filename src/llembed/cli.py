@@ -332,6 +332,7 @@ def export_st(
     console.print(f"wrote sentence-transformers folder {path}")
 
 
+from llembed.cli_serve import index_app, search_command, serve_command  # noqa: E402
 from llembed.cli_synth import serve_generator_command, synth_app  # noqa: E402  (commands registered below)
 from llembed.cli_train import mine_command, train_command  # noqa: E402
 
@@ -339,6 +340,9 @@ app.command("train")(train_command)
 app.command("mine-negatives")(mine_command)
 app.add_typer(synth_app, name="synth")
 app.command("serve-generator")(serve_generator_command)
+app.command("serve")(serve_command)
+app.add_typer(index_app, name="index")
+app.command("search")(search_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

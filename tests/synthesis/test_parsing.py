@@ -91,3 +91,21 @@ def test_extract_fields_falls_back_to_labelled_lines():
         "S3": "The soup is not hot at all.",
     }
     assert extract_fields("S1: only one label", ("S1", "S2", "S3")) is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "query"),
+    [
+        ("A question to answer the passage: What drives white matter growth?", "What drives white matter growth?"),
+        ("Search query: how do T cells age", "how do T cells age"),
+        ("**Query:** what is X?", "what is X?"),
+        ('{"query": "does aspirin thin blood"}', "does aspirin thin blood"),
+        ('"How does aspirin work?"', "How does aspirin work?"),
+        ("Which query language is best?", "Which query language is best?"),  # a query about queries stays whole
+        ("What is the question: of life?", "What is the question: of life?"),
+    ],
+)
+def test_gecko_query_loses_the_models_label_not_its_words(reply, query):
+    from llembed.synthesis.gecko import _query_from_reply
+
+    assert _query_from_reply(reply) == query

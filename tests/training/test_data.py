@@ -42,7 +42,9 @@ def test_load_examples_reads_all_fields(tmp_path):
         ({"query": "q"}, "'positive' must be a non-empty string"),
         ({"query": "q", "positive": "p", "negatives": "n"}, "'negatives' must be a list"),
         ({"query": "q", "positive": "p", "scores": [1, 2]}, "'scores' has 2 values"),
-        ({"query": "q", "positive": "p", "label": 1}, "unknown field"),
+        ({"query": "q", "positive": "p", "grade": 1}, "unknown field"),
+        ({"query": "q", "positive": "p", "label": "high"}, "'label' must be a number"),
+        ({"query": "q", "positive": "p", "label": 2.0, "negatives": ["n"]}, "graded pair"),
         ("not json", "not valid JSON"),
     ],
 )
@@ -63,6 +65,17 @@ def test_a_task_must_have_one_instruction(tmp_path):
     )
     with pytest.raises(InputError, match="two instructions"):
         load_examples(path)
+
+
+def test_a_task_is_all_graded_pairs_or_none(tmp_path):
+    path = _write(
+        tmp_path / "d.jsonl",
+        [{"query": "a", "positive": "b", "task": "t", "label": 4.5}, {"query": "c", "positive": "d", "task": "t"}],
+    )
+    with pytest.raises(InputError, match="mixes graded pairs"):
+        load_examples(path)
+    ok = _write(tmp_path / "ok.jsonl", [{"query": "a", "positive": "b", "task": "sts", "label": 4}])
+    assert load_examples(ok)[0].label == 4.0
 
 
 def _examples(tasks):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llembed.training.losses import EmbedderDistillationLoss, InfoNCELoss, ScoreDistillationLoss, mntp_loss
+from llembed.training.losses import CoSENTLoss, EmbedderDistillationLoss, InfoNCELoss, ScoreDistillationLoss, mntp_loss
 from llembed.training.losses.mntp import IGNORE
 
 
@@ -100,3 +100,24 @@ def test_mntp_predicts_a_masked_token_from_the_previous_position():
     only_first = torch.tensor([[IGNORE, 2, IGNORE]])
     assert float(mntp_loss(logits, only_first)) == pytest.approx(float(right), abs=1e-6)
     assert float(mntp_loss(logits, torch.full((1, 3), IGNORE))) == 0.0
+
+
+def test_cosent_penalises_each_pair_ranked_below_a_lower_labelled_pair():
+    first = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    second = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])  # cosines 0.7071, 1, 0
+    labels = torch.tensor([5.0, 2.0, 0.0])
+    cos = [_cos(a, b) for a, b in zip(first.tolist(), second.tolist(), strict=True)]
+    # ordered pairs (i, j) with label_i > label_j: (0,1), (0,2), (1,2); each adds exp(20 (cos_j − cos_i))
+    expected = math.log(1 + sum(math.exp(20 * (cos[j] - cos[i])) for i, j in [(0, 1), (0, 2), (1, 2)]))
+    assert CoSENTLoss(scale=20.0)(first, second, labels).item() == pytest.approx(expected, rel=1e-5)
+    # ties in the label add nothing; a perfectly ordered batch costs almost nothing
+    assert CoSENTLoss()(first, second, torch.tensor([1.0, 1.0, 1.0])).item() == pytest.approx(0.0)
+    assert CoSENTLoss()(first, second, torch.tensor([2.0, 5.0, 0.0])).item() < 0.01  # exp(20·(0.71 − 1))
+
+
+def test_cosent_matryoshka_averages_the_truncated_losses():
+    first, second = torch.randn(4, 8), torch.randn(4, 8)
+    labels = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    whole = CoSENTLoss(matryoshka_dims=[8, 2])(first, second, labels)
+    parts = [CoSENTLoss()(first[:, :d], second[:, :d], labels) for d in (8, 2)]
+    assert whole.item() == pytest.approx(sum(p.item() for p in parts) / 2, rel=1e-6)

@@ -133,6 +133,22 @@ def test_multi_task_instructions_and_distillation_run(tiny_config, tiny_model_di
     assert set(seen_tasks) == {"Answer the question", "Find a paraphrase"}
 
 
+def test_graded_pairs_train_with_cosent_beside_triplets(tiny_config, tiny_model_dirs, tmp_path):
+    """STS-style graded pairs and NLI triplets in one run: each batch gets its own task's loss."""
+    rows = [{"query": f"q {i}", "positive": f"p {i}", "negatives": [f"n {i}"], "task": "nli"} for i in range(4)]
+    rows += [{"query": f"s {i}", "positive": f"t {i}", "label": float(i % 5), "task": "sts"} for i in range(4)]
+    config = tiny_config(data=[str(write_jsonl(tmp_path / "mixed.jsonl", rows))], batch_size=4, max_steps=4)
+    trainer = Trainer(config)
+    assert trainer.num_negatives == 1  # the graded pairs' lack of negatives does not drop the triplets'
+    seen = []
+    cosent, infonce = trainer.cosent, trainer.infonce
+    trainer.cosent = lambda *args: seen.append("cosent") or cosent(*args)
+    trainer.infonce = lambda *args: seen.append("infonce") or infonce(*args)
+    losses = trainer.train().losses
+    assert sorted(seen) == ["cosent", "cosent", "infonce", "infonce"]  # two batches of each task
+    assert all(loss == loss and loss > 0 for loss in losses)
+
+
 def test_score_distillation_needs_scores(tiny_config):
     with pytest.raises(InputError, match="scores"):
         Trainer(tiny_config(score_distillation=1.0))

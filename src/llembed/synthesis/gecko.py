@@ -32,6 +32,14 @@ RATING_PROMPT = (
 )
 
 
+# a label a small model puts before its query: "Query:", "Search query:", "A question to answer the passage:"
+LABEL = re.compile(
+    r"^\s*(?:\*\*)?(?:(?:a|the|one|here is a|here's a)\s+)?(?:short\s+)?(?:search\s+)?(?:query|question)\b"
+    r"[^:：?\n]{0,40}[:：]\s*(?:\*\*)?",
+    re.IGNORECASE,
+)
+
+
 @dataclass
 class GeckoOptions:
     candidates: int = 4
@@ -130,7 +138,7 @@ def _query_from_reply(reply: str) -> str | None:
     if fields is not None and isinstance(fields.get("query"), str):
         return fields["query"]
     for line in reply.splitlines():
-        line = re.sub(r"^\s*(?:\*\*)?(?:search\s+)?query\s*[:：]\s*(?:\*\*)?", "", line, flags=re.IGNORECASE)
+        line = LABEL.sub("", line)
         line = line.strip().strip('"').strip("'").strip()
         if line:
             return line

@@ -70,6 +70,8 @@ class TrainConfig:
     temperature: float = 0.05
     symmetric: bool = False
     matryoshka_dims: list[int] | None = None
+    cosent_scale: float = 20.0
+    """CoSENT's scale on cosines, for batches of graded pairs (examples with a ``label``)."""
     score_distillation: float = 0.0
     """Weight of the KL loss against the examples' teacher ``scores`` (0: off)."""
     teacher_temperature: float = 1.0
@@ -111,6 +113,7 @@ class TrainConfig:
             (self.max_steps > 0, "max_steps must be positive"),
             (self.learning_rate > 0, "learning_rate must be positive"),
             (self.temperature > 0, "temperature must be positive"),
+            (self.cosent_scale > 0, "cosent_scale must be positive"),
             (self.save_every > 0, "save_every must be positive"),
             (self.keep_checkpoints > 0, "keep_checkpoints must be positive"),
             (0 < self.mask_probability < 1, "mask_probability must be in (0, 1)"),

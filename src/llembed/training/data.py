@@ -5,7 +5,12 @@ One example per line::
     {"query": "...", "positive": "...", "negatives": ["...", ...], "task": "nli", "instruction": "...",
      "scores": [teacher score of positive, of each negative]}
 
-``negatives``, ``task``, ``instruction`` and ``scores`` are optional; ``id`` and ``meta`` (provenance, e.g.
+or, for graded pairs (STS-style, trained with CoSENT instead of InfoNCE)::
+
+    {"query": "A man plays a guitar.", "positive": "A person plays music.", "label": 3.8, "task": "sts"}
+
+``negatives``, ``task``, ``instruction``, ``scores`` and ``label`` are optional (a task's examples either all
+carry a ``label`` or none do, since a batch is one task and one loss); ``id`` and ``meta`` (provenance, e.g.
 from ``llembed synth``) are allowed and ignored. Errors name the file and line.
 """
 
@@ -32,6 +37,8 @@ class TrainExample:
     instruction: str | None = None
     scores: tuple[float, ...] | None = None
     """Teacher scores of ``[positive, *negatives]`` for score distillation."""
+    label: float | None = None
+    """Graded similarity of ``query`` and ``positive`` (CoSENT); the pair is then not a positive for InfoNCE."""
 
     def to_dict(self) -> dict:
         row: dict = {"query": self.query, "positive": self.positive}
@@ -43,6 +50,8 @@ class TrainExample:
             row["instruction"] = self.instruction
         if self.scores is not None:
             row["scores"] = list(self.scores)
+        if self.label is not None:
+            row["label"] = self.label
         return row
 
 
@@ -71,10 +80,18 @@ def parse_example(row: dict, where: str) -> TrainExample:
                 f"negative ({1 + len(negatives)})"
             )
         scores = tuple(float(s) for s in scores)
-    unknown = set(row) - {"query", "positive", "negatives", "task", "instruction", "scores", "id", "meta"}
+    label = row.get("label")
+    if label is not None:
+        if isinstance(label, bool) or not isinstance(label, int | float):
+            raise InputError(f"{where}: 'label' must be a number, got {label!r:.60}")
+        if negatives:
+            raise InputError(f"{where}: a graded pair ('label') takes no 'negatives'")
+        label = float(label)
+    known = {"query", "positive", "negatives", "task", "instruction", "scores", "label", "id", "meta"}
+    unknown = set(row) - known
     if unknown:
         raise InputError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-    return TrainExample(row["query"], row["positive"], tuple(negatives), task, instruction, scores)
+    return TrainExample(row["query"], row["positive"], tuple(negatives), task, instruction, scores, label)
 
 
 def load_examples(paths: str | Path | Sequence[str | Path]) -> list[TrainExample]:
@@ -89,11 +106,17 @@ def load_examples(paths: str | Path | Sequence[str | Path]) -> list[TrainExample
     if not examples:
         raise InputError(f"no training examples in {', '.join(map(str, paths))}")
     instructions: dict[str, str | None] = {}
-    for example in examples:  # a batch is one task, and its queries share one prompt
+    graded: dict[str, bool] = {}
+    for example in examples:  # a batch is one task: its queries share one prompt, and it has one loss
         if instructions.setdefault(example.task, example.instruction) != example.instruction:
             raise InputError(
                 f"task {example.task!r} has two instructions ({instructions[example.task]!r} and "
                 f"{example.instruction!r}): give each instruction its own task name"
+            )
+        if graded.setdefault(example.task, example.label is not None) != (example.label is not None):
+            raise InputError(
+                f"task {example.task!r} mixes graded pairs ('label') with ungraded examples: give them "
+                "separate task names"
             )
     return examples
 

@@ -1,5 +1,5 @@
-"""The training loop: contrastive (InfoNCE + distillation), MNTP and SimCSE, with LoRA or full fine-tuning,
-GradCache, several processes, and atomic resumable checkpoints.
+"""The training loop: contrastive (InfoNCE, CoSENT on graded pairs, distillation), MNTP and SimCSE, with LoRA
+or full fine-tuning, GradCache, several processes, and atomic resumable checkpoints.
 
 Why not sentence-transformers' trainer: its losses expect a ``SentenceTransformer`` whose modules own the
 whole text → vector path, while llembed's path (prompt templates with text spans kept out of pooling, the
@@ -39,7 +39,7 @@ from llembed.training.distributed import (
     sum_gradients,
 )
 from llembed.training.gradcache import contrastive_backward
-from llembed.training.losses import EmbedderDistillationLoss, InfoNCELoss, ScoreDistillationLoss
+from llembed.training.losses import CoSENTLoss, EmbedderDistillationLoss, InfoNCELoss, ScoreDistillationLoss
 from llembed.training.mntp import mntp_step
 from llembed.training.output import write_outputs
 
@@ -89,6 +89,7 @@ class Trainer:
         )
         self.batches = self._batches()
         self.infonce = InfoNCELoss(config.temperature, config.symmetric, config.matryoshka_dims)
+        self.cosent = CoSENTLoss(config.cosent_scale, config.matryoshka_dims)
         self.score_loss = ScoreDistillationLoss(config.temperature, config.teacher_temperature)
         self.teacher = None
         if config.teacher is not None and config.teacher.weight > 0:
@@ -103,11 +104,12 @@ class Trainer:
             raise RecipeError(f"batch_size {config.batch_size} must split evenly over {self.world.size} processes")
         if config.objective == "contrastive":
             examples = load_examples(config.data)
-            fewest = min(len(e.negatives) for e in examples)
+            ungraded = [e for e in examples if e.label is None]  # graded pairs (CoSENT) take no negatives
+            fewest = min((len(e.negatives) for e in ungraded), default=0)
             self.num_negatives = fewest if config.num_negatives is None else config.num_negatives
             if self.num_negatives > fewest:
                 raise InputError(f"num_negatives={self.num_negatives}, but some examples have only {fewest}")
-            if config.score_distillation > 0 and any(e.scores is None for e in examples):
+            if config.score_distillation > 0 and any(e.scores is None for e in ungraded):
                 raise InputError("score_distillation needs teacher 'scores' on every example")
         else:
             sentences = load_sentences(config.data)
@@ -126,7 +128,8 @@ class Trainer:
 
     def _contrastive_step(self, batch: Sequence[TrainExample]) -> float:
         local = list(batch[self.world.shard(len(batch))])
-        k = self.num_negatives
+        graded = local[0].label is not None  # the whole batch is one task, so all or none are graded
+        k = 0 if graded else self.num_negatives
         instruction = local[0].instruction
         groups = {
             "queries": [e.query for e in local],
@@ -141,8 +144,9 @@ class Trainer:
                 "positives": self._encoder("document"),
                 "negatives": self._encoder("document"),
             }
+        labels = torch.tensor([e.label for e in local], dtype=torch.float32) if graded else None
         scores = None
-        if self.config.score_distillation > 0:
+        if self.config.score_distillation > 0 and not graded:
             scores = torch.tensor([e.scores[: k + 1] for e in local], dtype=torch.float32)
         teacher = self._teacher_vectors(groups) if self.teacher is not None else None
         world = self.world
@@ -150,7 +154,10 @@ class Trainer:
         def loss_of(reps: dict[str, torch.Tensor]) -> torch.Tensor:
             full = {name: gather_with_local_grad(value, world) for name, value in reps.items()}
             q, p, n = full["queries"], full["positives"], full.get("negatives")
-            loss = self.infonce(q, p, n)
+            if labels is not None:
+                loss = self.cosent(q, p, gather_with_local_grad(labels, world))
+            else:
+                loss = self.infonce(q, p, n)
             if scores is not None:
                 loss = loss + self.config.score_distillation * self.score_loss(
                     q, p, n, gather_with_local_grad(scores, world)

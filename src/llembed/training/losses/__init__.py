@@ -1,8 +1,9 @@
 """Training losses, one per file, on plain tensors (so they run on cached or gathered representations)."""
 
 from llembed.training.losses.contrastive import InfoNCELoss
+from llembed.training.losses.cosent import CoSENTLoss
 from llembed.training.losses.embedder_distillation import EmbedderDistillationLoss
 from llembed.training.losses.mntp import mntp_loss
 from llembed.training.losses.score_distillation import ScoreDistillationLoss
 
-__all__ = ["EmbedderDistillationLoss", "InfoNCELoss", "ScoreDistillationLoss", "mntp_loss"]
+__all__ = ["CoSENTLoss", "EmbedderDistillationLoss", "InfoNCELoss", "ScoreDistillationLoss", "mntp_loss"]

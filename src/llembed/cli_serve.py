@@ -1,0 +1,148 @@
+"""``llembed serve``, ``llembed index build`` and ``llembed search``: thin commands over :mod:`llembed.serving`
+and :mod:`llembed.index`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from llembed.errors import LlembedError
+
+console = Console(stderr=True, soft_wrap=True)
+index_app = typer.Typer(
+    help="Build vector indexes (faiss, plus an optional sparse inverted index).", no_args_is_help=True
+)
+
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model folder, .gguf file, alias or trained run")]
+RecipeOpt = Annotated[Path | None, typer.Option("--recipe", help="Recipe YAML/JSON")]
+
+
+def _embedder(model: str | None, recipe: Path | None):
+    from llembed.cli import load_embedder
+
+    return load_embedder(model, recipe)
+
+
+def _named(value: str, what: str) -> tuple[str, str]:
+    name, sep, path = value.partition("=")
+    if not sep or not name or not path:
+        raise LlembedError(f"--{what} takes NAME=PATH, not {value!r}")
+    return name, path
+
+
+def serve_command(
+    model: ModelOpt = None,
+    recipe: RecipeOpt = None,
+    name: Annotated[str | None, typer.Option(help="Model name clients send (default: the model's name)")] = None,
+    index: Annotated[
+        list[str] | None, typer.Option(help="Serve an index: NAME=PATH (repeat to compare recipes)")
+    ] = None,
+    no_model: Annotated[bool, typer.Option("--indexes-only", help="Serve only the indexes' own embedders")] = False,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    api_key: Annotated[
+        list[str] | None, typer.Option(help="Accepted Bearer key (repeat; also LLEMBED_API_KEYS)")
+    ] = None,
+    max_batch_tokens: Annotated[int, typer.Option(help="Dynamic batching: tokens merged per model call")] = 16384,
+    max_wait_ms: Annotated[float, typer.Option(help="Dynamic batching: a lone request's wait for company")] = 2.0,
+    max_texts_per_request: Annotated[int, typer.Option(help="Limit on texts per request")] = 2048,
+    max_tokens_per_text: Annotated[int, typer.Option(help="Limit on tokens per text")] = 8192,
+    max_tokens_per_request: Annotated[int, typer.Option(help="Limit on tokens per request")] = 300_000,
+) -> None:
+    """Serve an OpenAI-compatible embeddings API, vector search and the web playground (at /)."""
+    import uvicorn
+
+    from llembed.index import VectorIndex
+    from llembed.serving import ServerSettings, create_app
+
+    try:
+        models = {}
+        if not no_model:
+            embedder = _embedder(model, recipe)
+            models[name or Path(str(embedder.recipe.model)).name] = embedder
+        indexes = {}
+        for value in index or []:
+            index_name, path = _named(value, "index")
+            shared = next((e for e in models.values()), None)
+            try:
+                indexes[index_name] = VectorIndex.load(path, shared)
+            except LlembedError:  # built with another recipe: it brings its own embedder
+                indexes[index_name] = VectorIndex.load(path)
+        settings = ServerSettings(
+            max_batch_tokens=max_batch_tokens,
+            max_wait_ms=max_wait_ms,
+            max_texts_per_request=max_texts_per_request,
+            max_tokens_per_text=max_tokens_per_text,
+            max_tokens_per_request=max_tokens_per_request,
+            api_keys=tuple(api_key or ()),
+        )
+        app = create_app(models, indexes, settings)
+    except (LlembedError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    served = app.state.server
+    console.print(
+        f"serving models {list(served.models)} and indexes {list(served.indexes)} on http://{host}:{port} "
+        f"(playground at /, OpenAI API at /v1){' with API keys' if served.settings.api_keys else ''}"
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@index_app.command("build")
+def index_build_command(
+    corpus: Annotated[list[Path], typer.Argument(help="Corpus files or folders: .jsonl, .parquet, .csv, .txt")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Index folder to write")],
+    model: ModelOpt = None,
+    recipe: RecipeOpt = None,
+    text_field: Annotated[str, typer.Option(help="Text field/column")] = "text",
+    id_field: Annotated[str, typer.Option(help="Id field/column (default ids: file:row)")] = "id",
+    kind: Annotated[str, typer.Option(help="auto (exact up to 100k docs, then HNSW) | flat | hnsw")] = "auto",
+    sparse: Annotated[bool, typer.Option("--sparse/--dense-only", help="Also a sparse (LM-head) index")] = False,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass")] = 32,
+) -> None:
+    """Embed a corpus into a searchable index folder (resumable: re-run the same command after a crash)."""
+    from llembed.index import build_index
+    from llembed.index.build import read_corpus
+
+    try:
+        table = read_corpus(corpus, text_field, id_field)
+        embedder = _embedder(model, recipe)
+        console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} documents")
+        path = build_index(embedder, table, output, kind=kind, sparse=sparse, batch_size=batch_size)
+    except LlembedError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    manifest = json.loads((path / "manifest.json").read_text())
+    console.print(f"wrote {manifest['kind']} index of {manifest['count']} × {manifest['dimension']} to {path}")
+
+
+def search_command(
+    index: Annotated[Path, typer.Argument(help="Index folder (from `llembed index build`)")],
+    query: Annotated[list[str], typer.Argument(help="One or more queries")],
+    k: Annotated[int, typer.Option("-k", help="Hits per query")] = 10,
+    mode: Annotated[str, typer.Option(help="dense | sparse | hybrid")] = "dense",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of tables")] = False,
+) -> None:
+    """Search an index from the command line."""
+    from llembed.index import VectorIndex
+
+    try:
+        found = VectorIndex.load(index).search(list(query), k=k, mode=mode)
+    except LlembedError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    for text, hits in zip(query, found, strict=True):
+        if as_json:
+            print(json.dumps({"query": text, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+            continue
+        table = Table(title=f"{text}  ({mode})")
+        for column in ("rank", "score", "id", "text"):
+            table.add_column(column, overflow="fold")
+        for rank, hit in enumerate(hits, start=1):
+            table.add_row(str(rank), f"{hit.score:.4f}", hit.id, hit.text[:200])
+        Console().print(table)

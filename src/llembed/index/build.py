@@ -1,0 +1,174 @@
+"""``llembed index build``: embed a corpus into a faiss index (+ an optional sparse inverted index), resumably.
+
+Layout of an index folder (renamed into place only when complete)::
+
+    manifest.json   recipe, count, dimension, faiss kind, sparse or not, recipe hash
+    recipe.yaml     the embedder that built it (queries must use the same)
+    docs.jsonl      {"id", "text"} per row, in index order
+    dense.faiss     inner product over unit vectors (= cosine)
+    sparse.npz      rows × vocab CSR of LM-head lexical weights (optional)
+
+Embedding is the long part: it runs in chunks cached under ``<out>.partial/`` (each chunk written atomically),
+so a killed build re-run with the same arguments continues from the last finished chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse
+from tqdm.auto import tqdm
+
+from llembed.embedder import Embedder
+from llembed.errors import InputError
+from llembed.io_utils import atomic_directory, atomic_write, atomic_write_text
+from llembed.output import unit_rows
+
+EXACT_LIMIT = 100_000
+"""Up to this many rows the index is exact (flat); above it, HNSW (search cost grows ~log n, recall ≈ 0.99)."""
+HNSW_NEIGHBOURS = 32
+CHUNK_ROWS = 2048
+KINDS = ("auto", "flat", "hnsw")
+
+
+@dataclass
+class Corpus:
+    ids: list[str]
+    texts: list[str]
+
+
+def read_corpus(paths: Sequence[str | Path], text_field: str = "text", id_field: str = "id") -> Corpus:
+    """Rows from .jsonl / .parquet / .csv / .txt files or folders of them; ids default to ``file:row``.
+
+    Errors name the file and line; duplicate ids are an error (a search hit must name one document).
+    """
+    from llembed.texts_io import READ_FORMATS, read_texts
+
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in READ_FORMATS and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"corpus not found: {path}")
+    if not files:
+        raise InputError(f"no corpus files ({', '.join(READ_FORMATS)}) in {', '.join(map(str, paths))}")
+    ids: list[str] = []
+    texts: list[str] = []
+    for file in files:
+        table = read_texts(file, column=text_field, id_column=id_field)
+        names = table.ids if table.ids is not None else [f"{file.name}:{i}" for i in range(len(table.texts))]
+        ids += [str(name) for name in names]
+        texts += table.texts
+    seen: set[str] = set()
+    for doc_id in ids:
+        if doc_id in seen:
+            raise InputError(f"duplicate document id {doc_id!r} in the corpus: ids must be unique")
+        seen.add(doc_id)
+    return Corpus(ids, texts)
+
+
+def recipe_hash(embedder: Embedder) -> str:
+    """Stable hash of the recipe: vectors from different recipes must never be mixed."""
+    blob = json.dumps(embedder.recipe.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_index(
+    embedder: Embedder,
+    corpus: Corpus,
+    out: str | Path,
+    kind: str = "auto",
+    sparse: bool = False,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> Path:
+    """Embed ``corpus`` as documents and write a searchable index folder at ``out`` (atomically)."""
+    import faiss
+
+    if kind not in KINDS:
+        raise InputError(f"index kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if not corpus.texts:
+        raise InputError("the corpus is empty")
+    out = Path(out)
+    work = out.with_name(out.name + ".partial")
+    key = recipe_hash(embedder) + ("+sparse" if sparse else "") + f":{_corpus_hash(corpus)}"
+    if (work / "key").is_file() and (work / "key").read_text() != key:
+        shutil.rmtree(work)  # a different recipe or corpus: its chunks are not ours
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(work / "key", key)
+
+    dense_parts, sparse_parts = [], []
+    starts = range(0, len(corpus.texts), CHUNK_ROWS)
+    bar = tqdm(total=len(corpus.texts), desc="indexing", unit="doc", disable=not progress)
+    with bar:
+        for number, start in enumerate(starts):
+            dense_file, sparse_file = work / f"dense-{number:06d}.npy", work / f"sparse-{number:06d}.npz"
+            if not dense_file.is_file() or (sparse and not sparse_file.is_file()):
+                chunk = corpus.texts[start : start + CHUNK_ROWS]
+                pooled = embedder.pool(chunk, [embedder.spec], side="document", batch_size=batch_size, progress=False)
+                vectors = embedder.to_float(embedder.format(pooled[embedder.spec]))
+                if sparse:
+                    matrix = embedder.sparse(pooled[embedder.spec])
+                    atomic_write(sparse_file, lambda tmp, m=matrix: _save_npz(tmp, m))
+                atomic_write(dense_file, lambda tmp, v=vectors: _save_npy(tmp, v))
+            dense_parts.append(np.load(dense_file))
+            if sparse:
+                sparse_parts.append(scipy.sparse.load_npz(sparse_file))
+            bar.update(min(CHUNK_ROWS, len(corpus.texts) - start))
+
+    vectors = unit_rows(np.concatenate(dense_parts).astype(np.float32))
+    chosen = ("flat" if len(vectors) <= EXACT_LIMIT else "hnsw") if kind == "auto" else kind
+    if chosen == "flat":
+        index = faiss.IndexFlatIP(vectors.shape[1])
+    else:
+        index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 200
+    index.add(vectors)
+
+    def write(folder: Path) -> None:
+        faiss.write_index(index, str(folder / "dense.faiss"))
+        if sparse:
+            scipy.sparse.save_npz(folder / "sparse.npz", scipy.sparse.vstack(sparse_parts).tocsr())
+        with (folder / "docs.jsonl").open("w", encoding="utf-8") as handle:
+            for doc_id, text in zip(corpus.ids, corpus.texts, strict=True):
+                handle.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+        embedder.recipe.save(folder / "recipe.yaml")
+        manifest = {
+            "format": "llembed-index/1",
+            "count": len(vectors),
+            "dimension": int(vectors.shape[1]),
+            "kind": chosen,
+            "sparse": sparse,
+            "recipe_hash": recipe_hash(embedder),
+            "recipe": embedder.recipe.to_dict(),
+        }
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+
+    atomic_directory(out, write)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _corpus_hash(corpus: Corpus) -> str:
+    digest = hashlib.sha256()
+    for doc_id, text in zip(corpus.ids, corpus.texts, strict=True):
+        digest.update(doc_id.encode() + b"\0" + text.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _save_npy(tmp: Path, array: np.ndarray) -> None:
+    with tmp.open("wb") as handle:
+        np.save(handle, array)
+
+
+def _save_npz(tmp: Path, matrix: scipy.sparse.csr_matrix) -> None:
+    with tmp.open("wb") as handle:
+        scipy.sparse.save_npz(handle, matrix)

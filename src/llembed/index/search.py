@@ -1,0 +1,114 @@
+"""Load an index folder written by :func:`build_index` and search it: dense, sparse or hybrid."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse
+import torch
+
+from llembed.embedder import Embedder
+from llembed.errors import InputError
+from llembed.index.build import recipe_hash
+from llembed.index.fusion import HYBRID_WEIGHT, fuse
+from llembed.io_utils import iter_jsonl
+from llembed.output import unit_rows
+from llembed.recipe import Recipe
+
+MODES = ("dense", "sparse", "hybrid")
+CANDIDATES_PER_HIT = 10
+"""Hybrid search fuses each retriever's top ``k · CANDIDATES_PER_HIT``."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    text: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "score": self.score, "text": self.text}
+
+
+class VectorIndex:
+    def __init__(self, path: Path, embedder: Embedder | None = None) -> None:
+        import faiss
+
+        self.path = Path(path)
+        manifest_file = self.path / "manifest.json"
+        if not manifest_file.is_file():
+            raise InputError(
+                f"{self.path} is not an llembed index (no manifest.json; build one with `llembed index build`)"
+            )
+        self.manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        self.recipe = Recipe.load(self.path / "recipe.yaml")
+        if embedder is None:
+            embedder = Embedder.from_recipe(self.recipe)
+        elif recipe_hash(embedder) != self.manifest["recipe_hash"]:
+            raise InputError(
+                f"{self.path} was built with another recipe than the embedder given: its vectors and the queries' "
+                "would not be comparable"
+            )
+        self.embedder = embedder
+        self.dense = faiss.read_index(str(self.path / "dense.faiss"))
+        if hasattr(self.dense, "hnsw"):
+            self.dense.hnsw.efSearch = 128
+        self.lexical = scipy.sparse.load_npz(self.path / "sparse.npz").tocsc() if self.manifest["sparse"] else None
+        rows = [row for _, row in iter_jsonl(self.path / "docs.jsonl")]
+        self.ids = [row["id"] for row in rows]
+        self.texts = [row["text"] for row in rows]
+
+    @classmethod
+    def load(cls, path: str | Path, embedder: Embedder | None = None) -> VectorIndex:
+        return cls(Path(path), embedder)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return MODES if self.lexical is not None else ("dense",)
+
+    def search(self, queries: str | list[str], k: int = 10, mode: str = "dense") -> list[list[Hit]]:
+        """Top ``k`` documents for each query (one list per query)."""
+        single = isinstance(queries, str)
+        texts = [queries] if single else list(queries)
+        pooled = self.embedder.pool(texts, [self.embedder.spec], side="query")[self.embedder.spec]
+        return self.search_pooled(pooled, k, mode)
+
+    def search_pooled(self, pooled: torch.Tensor, k: int = 10, mode: str = "dense") -> list[list[Hit]]:
+        """Search with queries already pooled by :meth:`Embedder.pool` (e.g. by the server's batcher)."""
+        self._check(k, mode)
+        k = min(k, len(self))
+        depth = k if mode == "dense" else min(len(self), k * CANDIDATES_PER_HIT)
+        dense_hits: list[dict[int, float]] = [{} for _ in range(len(pooled))]
+        sparse_hits: list[dict[int, float]] = [{} for _ in range(len(pooled))]
+        if mode in ("dense", "hybrid"):
+            vectors = unit_rows(self.embedder.to_float(self.embedder.format(pooled)).astype(np.float32))
+            scores, rows = self.dense.search(vectors, depth)
+            dense_hits = [
+                {int(r): float(s) for r, s in zip(rs, ss, strict=True) if r >= 0}  # faiss pads with -1
+                for rs, ss in zip(rows, scores, strict=True)
+            ]
+        if mode in ("sparse", "hybrid"):
+            weights = (self.embedder.sparse(pooled) @ self.lexical.T).toarray()
+            for i, row_scores in enumerate(weights):
+                top = np.argsort(-row_scores, kind="stable")[:depth]
+                sparse_hits[i] = {int(r): float(row_scores[r]) for r in top}
+        results = []
+        for dense, sparse in zip(dense_hits, sparse_hits, strict=True):
+            scored = dense if mode == "dense" else sparse if mode == "sparse" else fuse(dense, sparse, HYBRID_WEIGHT)
+            best = sorted(scored.items(), key=lambda item: (-item[1], item[0]))[:k]
+            results.append([Hit(self.ids[row], score, self.texts[row]) for row, score in best])
+        return results
+
+    def _check(self, k: int, mode: str) -> None:
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if mode != "dense" and self.lexical is None:
+            raise InputError(f"{self.path.name} has no sparse index (build it with --sparse) for mode {mode!r}")
+        if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+            raise InputError(f"k must be a positive integer, not {k!r}")

@@ -1,0 +1,324 @@
+"""The HTTP server: OpenAI-compatible ``/v1/embeddings``, ``/v1/search`` over faiss indexes, metrics, health
+and the web playground, each model behind its own :class:`DynamicBatcher`.
+
+    app = create_app({"smollm2": embedder}, {"scifact": VectorIndex.load("runs/scifact-index")})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from llembed.embedder import Embedder
+from llembed.errors import LlembedError
+from llembed.index.build import recipe_hash
+from llembed.index.search import VectorIndex
+from llembed.serving.batcher import DynamicBatcher
+from llembed.serving.metrics import ServerMetrics
+from llembed.serving.requests import (
+    EmbeddingRequest,
+    RequestError,
+    parse_embedding_request,
+    parse_json,
+    parse_search_request,
+)
+from llembed.serving.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/indexes", "/v1/embeddings", "/v1/search")
+
+
+@dataclass
+class ServedModel:
+    name: str
+    embedder: Embedder
+    batcher: DynamicBatcher
+    _formatters: dict[int | None, Embedder] = field(default_factory=dict)
+
+    def formatter(self, dimensions: int | None) -> Embedder:
+        """The embedder whose ``format`` cuts to ``dimensions`` (Matryoshka) and renormalises."""
+        if dimensions not in self._formatters:
+            full = self.embedder.dimension
+            if dimensions is not None and dimensions > full:
+                raise RequestError(400, f"'dimensions' is {dimensions}; this model gives at most {full}", "dimensions")
+            self._formatters[dimensions] = (
+                self.embedder if dimensions is None else self.embedder.replace(truncate_dim=dimensions)
+            )
+        return self._formatters[dimensions]
+
+
+@dataclass
+class ServedIndex:
+    name: str
+    index: VectorIndex
+    model: ServedModel
+
+
+class Server:
+    """What the routes share: models, indexes, limits, metrics."""
+
+    def __init__(self, models: dict[str, Embedder], indexes: dict[str, VectorIndex], settings: ServerSettings) -> None:
+        if not models and not indexes:
+            raise ValueError("serve at least one model or index")
+        self.settings = settings.with_env_keys()
+        self.metrics = ServerMetrics()
+        self.models: dict[str, ServedModel] = {}
+        for name, embedder in models.items():
+            self._add_model(name, embedder)
+        self.indexes: dict[str, ServedIndex] = {}
+        for name, index in indexes.items():
+            # an index shares a served model's batcher when the recipes match; otherwise it serves its own
+            model = next(
+                (m for m in self.models.values() if recipe_hash(m.embedder) == index.manifest["recipe_hash"]), None
+            )
+            if model is None:
+                model = self._add_model(name if name not in self.models else f"{name}-index", index.embedder)
+            index.embedder = model.embedder
+            self.indexes[name] = ServedIndex(name, index, model)
+
+    def _add_model(self, name: str, embedder: Embedder) -> ServedModel:
+        s = self.settings
+        batcher = DynamicBatcher(
+            embedder, s.max_batch_tokens, s.max_wait_ms, s.batch_size, self.metrics.batch_observer(name)
+        )
+        self.models[name] = ServedModel(name, embedder, batcher)
+        return self.models[name]
+
+    def close(self) -> None:
+        for model in self.models.values():
+            model.batcher.close()
+
+    # ------------------------------------------------------------------ helpers
+    def check_key(self, authorization: str | None) -> None:
+        keys = self.settings.api_keys
+        if not keys:
+            return
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise RequestError(401, "missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
+        if not any(secrets.compare_digest(token.strip().encode(), key.encode()) for key in keys):
+            raise RequestError(401, "incorrect API key", code="invalid_api_key")
+
+    async def read_json(self, request) -> dict:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise RequestError(413, f"the request body is {declared} bytes; at most {limit}", code="body_too_large")
+
+        async def receive() -> bytes:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(413, f"the request body is over {limit} bytes", code="body_too_large")
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        try:
+            body = await asyncio.wait_for(receive(), self.settings.body_timeout_s)
+        except TimeoutError as exc:
+            raise RequestError(408, "the request body did not arrive in time", code="timeout") from exc
+        return parse_json(body)
+
+    def model(self, name: str | None) -> ServedModel:
+        if name is None or name == "":
+            return next(iter(self.models.values()))
+        if name not in self.models:
+            served = ", ".join(self.models)
+            raise RequestError(
+                404, f"model {name!r} is not served here (serving: {served})", "model", "model_not_found"
+            )
+        return self.models[name]
+
+    def texts_and_tokens(self, request: EmbeddingRequest, model: ServedModel) -> tuple[list[str], int]:
+        s = self.settings
+        tokenizer = model.embedder.tokenizer
+        if request.token_ids is not None:
+            vocab = len(tokenizer)
+            for index, ids in enumerate(request.token_ids):
+                bad = next((t for t in ids if not 0 <= t < vocab), None)
+                if bad is not None:
+                    raise RequestError(
+                        400,
+                        f"input[{index}] has token id {bad}, outside this model's vocabulary (0..{vocab - 1})",
+                        "input",
+                    )
+            # ids are decoded to text so that the recipe's prompt template can wrap them like any text
+            texts = tokenizer.batch_decode(request.token_ids, skip_special_tokens=True)
+            for index, text in enumerate(texts):
+                if not text.strip():
+                    raise RequestError(400, f"input[{index}] decodes to an empty text", "input")
+            lengths = [len(ids) for ids in request.token_ids]
+        else:
+            texts = request.texts
+            lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        for index, length in enumerate(lengths):
+            if length > s.max_tokens_per_text:
+                raise RequestError(
+                    400, f"input[{index}] has {length} tokens; at most {s.max_tokens_per_text} per text", "input"
+                )
+        total = sum(lengths)
+        if total > s.max_tokens_per_request:
+            raise RequestError(400, f"the request has {total} tokens; at most {s.max_tokens_per_request}", "input")
+        return texts, total
+
+
+def _encode_vectors(vectors: np.ndarray, encoding: str) -> list:
+    if encoding == "base64":  # little-endian float32, what the OpenAI client decodes by default
+        return [base64.b64encode(np.ascontiguousarray(v, dtype="<f4").tobytes()).decode("ascii") for v in vectors]
+    return vectors.astype(np.float32).tolist()
+
+
+def create_app(
+    models: dict[str, Embedder] | None = None,
+    indexes: dict[str, VectorIndex] | None = None,
+    settings: ServerSettings | None = None,
+):
+    """A FastAPI app serving ``models`` (name → embedder) and ``indexes`` (name → index)."""
+    from contextlib import asynccontextmanager
+
+    server = Server(models or {}, indexes or {}, settings or ServerSettings())
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        server.close()
+
+    app = FastAPI(title="llembed", lifespan=lifespan)
+    app.state.server = server
+    metrics = server.metrics
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError):
+        return JSONResponse(status_code=exc.status, content=exc.body())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse(status_code=exc.status_code, content=RequestError(exc.status_code, str(exc.detail)).body())
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        started = time.perf_counter()
+        endpoint = request.url.path if request.url.path in ROUTES else "other"
+        try:
+            response = await call_next(request)
+        except Exception:  # an unexpected failure: OpenAI's error shape, the details in the log
+            logger.exception("unhandled error on %s", request.url.path)
+            response = JSONResponse(status_code=500, content=RequestError(500, "internal server error").body())
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/", response_class=HTMLResponse)
+    def playground() -> str:
+        return resources.files("llembed.serving").joinpath("static/playground.html").read_text(encoding="utf-8")
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "models": list(server.models), "indexes": list(server.indexes)}
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    @app.get("/v1/models")
+    def list_models(request: Request) -> dict:
+        server.check_key(request.headers.get("authorization"))
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "owned_by": "llembed", "dimension": m.embedder.dimension}
+                for name, m in server.models.items()
+            ],
+        }
+
+    @app.get("/v1/indexes")
+    def list_indexes(request: Request) -> dict:
+        server.check_key(request.headers.get("authorization"))
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": name,
+                    "count": len(entry.index),
+                    "modes": list(entry.index.modes),
+                    "model": entry.model.name,
+                    "recipe": {k: v for k, v in entry.index.manifest["recipe"].items() if v not in (None, False)},
+                }
+                for name, entry in server.indexes.items()
+            ],
+        }
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request):
+        server.check_key(request.headers.get("authorization"))
+        parsed = parse_embedding_request(await server.read_json(request), server.settings.max_texts_per_request)
+        model = server.model(parsed.model)
+        formatter = model.formatter(parsed.dimensions)
+        texts, tokens = server.texts_and_tokens(parsed, model)
+        try:
+            pooled = await model.batcher.embed(texts, parsed.side, parsed.task, tokens)
+        except LlembedError as exc:
+            raise RequestError(400, str(exc), "input") from exc
+        vectors = formatter.to_float(formatter.format(pooled))
+        metrics.input_tokens.labels(model.name).inc(tokens)
+        metrics.texts.labels(model.name).inc(len(texts))
+        data = [
+            {"object": "embedding", "index": i, "embedding": vector}
+            for i, vector in enumerate(_encode_vectors(vectors, parsed.encoding_format))
+        ]
+        return {
+            "object": "list",
+            "data": data,
+            "model": model.name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    @app.post("/v1/search")
+    async def search(request: Request):
+        server.check_key(request.headers.get("authorization"))
+        s = server.settings
+        parsed = parse_search_request(await server.read_json(request), s.max_search_k, s.max_texts_per_request)
+        if not server.indexes:
+            raise RequestError(
+                404, "this server has no index (start it with --index NAME=PATH)", "index", "index_not_found"
+            )
+        name = parsed.index or next(iter(server.indexes))
+        if name not in server.indexes:
+            raise RequestError(
+                404,
+                f"index {name!r} is not served here (serving: {', '.join(server.indexes)})",
+                "index",
+                "index_not_found",
+            )
+        entry = server.indexes[name]
+        if parsed.mode not in entry.index.modes:
+            raise RequestError(
+                400, f"index {name!r} has no sparse part for mode {parsed.mode!r} (build it with --sparse)", "mode"
+            )
+        lengths = [
+            len(ids) for ids in entry.model.embedder.tokenizer(parsed.queries, add_special_tokens=False)["input_ids"]
+        ]
+        pooled = await entry.model.batcher.embed(parsed.queries, "query", None, sum(lengths))
+        hits = await asyncio.to_thread(entry.index.search_pooled, pooled, parsed.k, parsed.mode)
+        return {
+            "object": "list",
+            "index": name,
+            "mode": parsed.mode,
+            "data": [
+                {"query": q, "hits": [h.to_dict() for h in found]}
+                for q, found in zip(parsed.queries, hits, strict=True)
+            ],
+        }
+
+    return app

@@ -1,0 +1,167 @@
+"""Dynamic batching: concurrent requests are merged into token-budget batches on one model thread.
+
+Requests queue while the model is busy; each round takes the oldest request and adds every queued request of
+the same kind (side and task) until ``max_batch_tokens`` is reached or, when the queue is empty, until the
+oldest has waited ``max_wait_ms``. Under load the waits are spent computing anyway, so throughput rises with
+concurrency; alone a request waits at most ``max_wait_ms``. Batched vectors equal the single-request ones
+(llembed's batch-equals-singles property), so merging changes speed only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import torch
+
+from llembed.embedder import Embedder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    texts: list[str]
+    side: str
+    task: str | None
+    tokens: int
+    future: Future = field(default_factory=Future)
+    queued_at: float = field(default_factory=time.perf_counter)
+
+    @property
+    def kind(self) -> tuple[str, str | None]:
+        return self.side, self.task
+
+
+@dataclass
+class BatchRecord:
+    """What one model call did (for metrics)."""
+
+    requests: int
+    texts: int
+    tokens: int
+    seconds: float
+    waits: list[float]
+
+
+class DynamicBatcher:
+    def __init__(
+        self,
+        embedder: Embedder,
+        max_batch_tokens: int = 16384,
+        max_wait_ms: float = 2.0,
+        batch_size: int = 64,
+        on_batch: Callable[[BatchRecord], None] | None = None,
+    ) -> None:
+        if max_batch_tokens <= 0 or max_wait_ms < 0 or batch_size <= 0:
+            raise ValueError("max_batch_tokens and batch_size must be positive, max_wait_ms not negative")
+        self.embedder = embedder
+        self.max_batch_tokens = max_batch_tokens
+        self.max_wait = max_wait_ms / 1000
+        self.batch_size = batch_size
+        self.on_batch = on_batch
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._held: deque[Job] = deque()  # taken off the queue but left for a later round (other kind / no room)
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="llembed-batcher", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ callers
+    def submit(self, texts: Sequence[str], side: str = "text", task: str | None = None, tokens: int = 0) -> Future:
+        """Queue ``texts``; the future resolves to their pooled float32 vectors (``Embedder.pool`` output)."""
+        if self._closed:
+            raise RuntimeError("the batcher is closed")
+        job = Job(list(texts), side, task, tokens)
+        self._queue.put(job)
+        return job.future
+
+    async def embed(self, texts: Sequence[str], side: str = "text", task: str | None = None, tokens: int = 0):
+        return await asyncio.wrap_future(self.submit(texts, side, task, tokens))
+
+    def close(self) -> None:
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        leftover = list(self._held)
+        while True:  # nobody will run these any more: fail them rather than leave their callers waiting
+            try:
+                leftover.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        for job in leftover:
+            if job is not None and not job.future.done():
+                job.future.set_exception(RuntimeError("the batcher was closed before this request ran"))
+
+    # ------------------------------------------------------------------ the model thread
+    def _take(self, timeout: float | None) -> Job | None:
+        if self._held:
+            return self._held.popleft()
+        try:
+            return self._queue.get(timeout=timeout) if timeout is None or timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _gather(self, first: Job) -> list[Job]:
+        batch, tokens = [first], first.tokens
+        deadline = time.perf_counter() + self.max_wait
+        skipped: list[Job] = []
+        while tokens < self.max_batch_tokens:
+            job = self._take(max(0.0, deadline - time.perf_counter()))
+            if job is None:
+                if self._closed:
+                    self._queue.put(None)  # the close sentinel (or an empty queue): let _run see it and stop
+                break
+            if job.kind != first.kind:  # another side or task: it needs another prompt, so another batch
+                skipped.append(job)
+                continue
+            if tokens + job.tokens > self.max_batch_tokens:
+                skipped.append(job)
+                break
+            batch.append(job)
+            tokens += job.tokens
+        self._held.extendleft(reversed(skipped))  # oldest first next round
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            first = self._take(None)
+            if first is None:
+                if self._closed:
+                    return
+                continue
+            batch = self._gather(first)
+            self._execute(batch)
+
+    def _execute(self, batch: list[Job]) -> None:
+        started = time.perf_counter()
+        waits = [started - job.queued_at for job in batch]
+        texts = [text for job in batch for text in job.texts]
+        try:
+            pooled = self._pool(texts, *batch[0].kind)
+        except Exception as exc:  # noqa: BLE001 - isolate the request that caused it
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+            else:
+                for job in batch:
+                    self._execute([job])
+            return
+        offset = 0
+        for job in batch:
+            job.future.set_result(pooled[offset : offset + len(job.texts)])
+            offset += len(job.texts)
+        if self.on_batch is not None:
+            record = BatchRecord(
+                len(batch), len(texts), sum(j.tokens for j in batch), time.perf_counter() - started, waits
+            )
+            self.on_batch(record)
+
+    def _pool(self, texts: list[str], side: str, task: str | None) -> torch.Tensor:
+        spec = self.embedder.spec
+        return self.embedder.pool(texts, [spec], side=side, task=task, batch_size=self.batch_size, progress=False)[spec]
