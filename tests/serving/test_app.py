@@ -182,7 +182,7 @@ def test_api_keys(tiny_embedder):
 
 
 def test_a_slow_client_blocks_nobody_and_times_out(tiny_embedder):
-    settings = ServerSettings(body_timeout_s=1.5)
+    settings = ServerSettings(body_timeout_s=5.0)
     with running(create_app({"tiny": tiny_embedder}, settings=settings)) as base:
         port = int(base.rsplit(":", 1)[1])
         slow = socket.create_connection(("127.0.0.1", port))
@@ -203,7 +203,7 @@ def test_a_slow_client_blocks_nobody_and_times_out(tiny_embedder):
         for thread in threads:
             thread.join()
         assert [a.status_code for a in answers] == [200] * 4
-        assert time.perf_counter() - started < 1.5  # served while the slow body was still pending
+        assert time.perf_counter() - started < 5.0  # served while the slow body was still pending
         slow.settimeout(10)
         reply = b""
         while b"did not arrive" not in reply:  # headers and body may come in separate packets
