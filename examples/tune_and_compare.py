@@ -1,7 +1,7 @@
 """Train a tuning config, then compare the tuned embedder with the untrained recipe and the best training-free
 recipe on real held-out data. One command:
 
-    .venv/bin/python examples/tune_and_compare.py [--config examples/snli_lora.yaml]
+    .venv/bin/python examples/tune_and_compare.py [--config examples/stsb_lora.yaml]
 
 - Trains (or resumes an interrupted run; skips training when the run is complete).
 - STS Benchmark test (all 1,379 pairs) and SICK-R test (MTEB's 9,927 pairs; no SICK data is trained on).
@@ -50,7 +50,7 @@ def first_queries(dataset: Dataset, count: int) -> Dataset:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="examples/snli_lora.yaml")
+    parser.add_argument("--config", default="examples/stsb_lora.yaml")
     parser.add_argument("--rerank-queries", type=int, default=10)
     parser.add_argument(
         "--baselines-from",
