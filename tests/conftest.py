@@ -94,3 +94,16 @@ def default_embedder(default_model_dir):
     from llembed import Embedder
 
     return Embedder.from_pretrained(None, dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray of 2 CPUs for one test module (so that it does not idle beside the rest of the suite)."""
+    import logging
+
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -332,6 +332,7 @@ def export_st(
     console.print(f"wrote sentence-transformers folder {path}")
 
 
+from llembed.cli_corpus import embed_corpus_command  # noqa: E402
 from llembed.cli_serve import index_app, search_command, serve_command  # noqa: E402
 from llembed.cli_synth import serve_generator_command, synth_app  # noqa: E402  (commands registered below)
 from llembed.cli_train import mine_command, train_command  # noqa: E402
@@ -343,6 +344,7 @@ app.command("serve-generator")(serve_generator_command)
 app.command("serve")(serve_command)
 app.add_typer(index_app, name="index")
 app.command("search")(search_command)
+app.command("embed-corpus")(embed_corpus_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -53,26 +53,17 @@ def serve_command(
     max_texts_per_request: Annotated[int, typer.Option(help="Limit on texts per request")] = 2048,
     max_tokens_per_text: Annotated[int, typer.Option(help="Limit on tokens per text")] = 8192,
     max_tokens_per_request: Annotated[int, typer.Option(help="Limit on tokens per request")] = 300_000,
+    ray_replicas: Annotated[
+        int | None, typer.Option(help="Deploy on Ray Serve with N replicas (each its own model and batcher)")
+    ] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster for --ray-replicas (default: local)")] = None,
+    cpus_per_replica: Annotated[float, typer.Option(help="CPUs (and torch threads) per Ray Serve replica")] = 1.0,
 ) -> None:
     """Serve an OpenAI-compatible embeddings API, vector search and the web playground (at /)."""
-    import uvicorn
-
-    from llembed.index import VectorIndex
-    from llembed.serving import ServerSettings, create_app
+    from llembed.serving import ServerSettings
+    from llembed.serving.assembly import AppSpec, build_app
 
     try:
-        models = {}
-        if not no_model:
-            embedder = _embedder(model, recipe)
-            models[name or Path(str(embedder.recipe.model)).name] = embedder
-        indexes = {}
-        for value in index or []:
-            index_name, path = _named(value, "index")
-            shared = next((e for e in models.values()), None)
-            try:
-                indexes[index_name] = VectorIndex.load(path, shared)
-            except LlembedError:  # built with another recipe: it brings its own embedder
-                indexes[index_name] = VectorIndex.load(path)
         settings = ServerSettings(
             max_batch_tokens=max_batch_tokens,
             max_wait_ms=max_wait_ms,
@@ -80,17 +71,46 @@ def serve_command(
             max_tokens_per_text=max_tokens_per_text,
             max_tokens_per_request=max_tokens_per_request,
             api_keys=tuple(api_key or ()),
+        ).with_env_keys()
+        spec = AppSpec(
+            model=model,
+            recipe=None if recipe is None else str(recipe),
+            name=name,
+            indexes=tuple(_named(value, "index") for value in index or []),
+            indexes_only=no_model,
+            settings=settings,
         )
-        app = create_app(models, indexes, settings)
+        if ray_replicas is not None:
+            _serve_on_ray(spec, ray_replicas, host, port, ray_address, cpus_per_replica)
+            return
+        app = build_app(spec)
     except (LlembedError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    import uvicorn
+
     served = app.state.server
     console.print(
         f"serving models {list(served.models)} and indexes {list(served.indexes)} on http://{host}:{port} "
         f"(playground at /, OpenAI API at /v1){' with API keys' if served.settings.api_keys else ''}"
     )
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _serve_on_ray(spec, replicas: int, host: str, port: int, address: str | None, cpus_per_replica: float) -> None:
+    import time
+
+    from llembed.serving import ray_serve
+
+    url = ray_serve.deploy(spec, replicas, host, port, address=address, cpus_per_replica=cpus_per_replica)
+    console.print(f"serving on Ray Serve: {ray_serve.running_replicas()} replicas at {url} (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ray_serve.shutdown()
 
 
 @index_app.command("build")
@@ -106,10 +126,21 @@ def index_build_command(
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass")] = 32,
 ) -> None:
     """Embed a corpus into a searchable index folder (resumable: re-run the same command after a crash)."""
+    from llembed.corpus import is_vectors_folder, read_manifest
     from llembed.index import build_index
-    from llembed.index.build import read_corpus
+    from llembed.index.build import build_index_from_vectors, read_corpus
 
     try:
+        if len(corpus) == 1 and is_vectors_folder(corpus[0]):  # an embed-corpus output: vectors already made
+            if model is not None or recipe is not None:
+                raise LlembedError(f"{corpus[0]} holds vectors with their own recipe: drop --model / --recipe")
+            if sparse and not read_manifest(corpus[0])["options"]["sparse"]:
+                raise LlembedError(f"{corpus[0]} has no sparse vectors: embed it with `embed-corpus --sparse`")
+            console.print(f"indexing the vectors of {corpus[0]} (no embedding needed)")
+            path = build_index_from_vectors(corpus[0], output, kind=kind)
+            manifest = json.loads((path / "manifest.json").read_text())
+            console.print(f"wrote {manifest['kind']} index of {manifest['count']} × {manifest['dimension']} to {path}")
+            return
         table = read_corpus(corpus, text_field, id_field)
         embedder = _embedder(model, recipe)
         console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} documents")

@@ -7,6 +7,7 @@ A recipe found in an ablation is saved as YAML/JSON and reused with ``Embedder.f
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,11 @@ class Recipe:
         if unknown:
             raise RecipeError(f"unknown recipe field(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
+
+    def digest(self) -> str:
+        """A stable hash of every field: vectors made under different recipes must never be mixed."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

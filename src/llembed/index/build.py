@@ -76,9 +76,8 @@ def read_corpus(paths: Sequence[str | Path], text_field: str = "text", id_field:
 
 
 def recipe_hash(embedder: Embedder) -> str:
-    """Stable hash of the recipe: vectors from different recipes must never be mixed."""
-    blob = json.dumps(embedder.recipe.to_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """Stable hash of the embedder's recipe: vectors from different recipes must never be mixed."""
+    return embedder.recipe.digest()
 
 
 def build_index(
@@ -91,8 +90,6 @@ def build_index(
     progress: bool = True,
 ) -> Path:
     """Embed ``corpus`` as documents and write a searchable index folder at ``out`` (atomically)."""
-    import faiss
-
     if kind not in KINDS:
         raise InputError(f"index kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if not corpus.texts:
@@ -124,7 +121,48 @@ def build_index(
                 sparse_parts.append(scipy.sparse.load_npz(sparse_file))
             bar.update(min(CHUNK_ROWS, len(corpus.texts) - start))
 
-    vectors = unit_rows(np.concatenate(dense_parts).astype(np.float32))
+    vectors = np.concatenate(dense_parts).astype(np.float32)
+    matrix = scipy.sparse.vstack(sparse_parts).tocsr() if sparse else None
+    write_index(out, corpus.ids, corpus.texts, vectors, matrix, embedder.recipe, kind)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def build_index_from_vectors(folder: str | Path, out: str | Path, kind: str = "auto") -> Path:
+    """An index over the vectors of an ``llembed embed-corpus`` output folder: nothing is embedded again."""
+    from llembed.corpus import read_manifest, read_vectors
+    from llembed.recipe import Recipe
+
+    if kind not in KINDS:
+        raise InputError(f"index kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    manifest = read_manifest(folder)
+    data = read_vectors(folder)
+    if "recipe" not in manifest:
+        raise InputError(f"{folder} is unfinished: re-run the same embed-corpus command to complete it")
+    if data.texts is None:
+        raise InputError(f"{folder} was embedded with --no-text; an index keeps the texts (re-run with --store-text)")
+    if len(set(data.ids)) != len(data.ids):
+        raise InputError(f"{folder} has duplicate ids: a search hit must name one document")
+    if not data.ids:
+        raise InputError(f"{folder} holds no vectors")
+    write_index(out, data.ids, data.texts, data.vectors, data.sparse, Recipe.from_dict(manifest["recipe"]), kind)
+    return Path(out)
+
+
+def write_index(
+    out: str | Path,
+    ids: Sequence[str],
+    texts: Sequence[str],
+    vectors: np.ndarray,
+    sparse_matrix: scipy.sparse.csr_matrix | None,
+    recipe,
+    kind: str = "auto",
+) -> Path:
+    """Write an index folder at ``out`` (atomically) from document vectors made with ``recipe``."""
+    import faiss
+
+    vectors = unit_rows(np.asarray(vectors, np.float32))
+    sparse = sparse_matrix is not None
     chosen = ("flat" if len(vectors) <= EXACT_LIMIT else "hnsw") if kind == "auto" else kind
     if chosen == "flat":
         index = faiss.IndexFlatIP(vectors.shape[1])
@@ -136,25 +174,23 @@ def build_index(
     def write(folder: Path) -> None:
         faiss.write_index(index, str(folder / "dense.faiss"))
         if sparse:
-            scipy.sparse.save_npz(folder / "sparse.npz", scipy.sparse.vstack(sparse_parts).tocsr())
+            scipy.sparse.save_npz(folder / "sparse.npz", sparse_matrix)
         with (folder / "docs.jsonl").open("w", encoding="utf-8") as handle:
-            for doc_id, text in zip(corpus.ids, corpus.texts, strict=True):
+            for doc_id, text in zip(ids, texts, strict=True):
                 handle.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
-        embedder.recipe.save(folder / "recipe.yaml")
+        recipe.save(folder / "recipe.yaml")
         manifest = {
             "format": "llembed-index/1",
             "count": len(vectors),
             "dimension": int(vectors.shape[1]),
             "kind": chosen,
             "sparse": sparse,
-            "recipe_hash": recipe_hash(embedder),
-            "recipe": embedder.recipe.to_dict(),
+            "recipe_hash": recipe.digest(),
+            "recipe": recipe.to_dict(),
         }
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
 
-    atomic_directory(out, write)
-    shutil.rmtree(work, ignore_errors=True)
-    return out
+    return atomic_directory(Path(out), write)
 
 
 def _corpus_hash(corpus: Corpus) -> str:

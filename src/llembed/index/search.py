@@ -38,12 +38,7 @@ class VectorIndex:
         import faiss
 
         self.path = Path(path)
-        manifest_file = self.path / "manifest.json"
-        if not manifest_file.is_file():
-            raise InputError(
-                f"{self.path} is not an llembed index (no manifest.json; build one with `llembed index build`)"
-            )
-        self.manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        self.manifest = self.read_manifest(self.path)
         self.recipe = Recipe.load(self.path / "recipe.yaml")
         if embedder is None:
             embedder = Embedder.from_recipe(self.recipe)
@@ -64,6 +59,14 @@ class VectorIndex:
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder | None = None) -> VectorIndex:
         return cls(Path(path), embedder)
+
+    @staticmethod
+    def read_manifest(path: str | Path) -> dict:
+        """An index folder's manifest (recipe, recipe hash, count, kind), without loading the index."""
+        manifest_file = Path(path) / "manifest.json"
+        if not manifest_file.is_file():
+            raise InputError(f"{path} is not an llembed index (no manifest.json; build one with `llembed index build`)")
+        return json.loads(manifest_file.read_text(encoding="utf-8"))
 
     def __len__(self) -> int:
         return len(self.ids)
