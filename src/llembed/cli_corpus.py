@@ -17,9 +17,10 @@ console = Console(stderr=True, soft_wrap=True)
 
 def recipe_for(model: str | None, recipe_path: Path | None):
     """The recipe a ``--model`` / ``--recipe`` pair names, without loading the model (workers load it)."""
+    from llembed.embedder import is_trained_output
     from llembed.recipe import Recipe
 
-    if model is not None and (Path(model) / "recipe.yaml").is_file() and not (Path(model) / "config.json").is_file():
+    if model is not None and is_trained_output(Path(model)):
         recipe_path, model = Path(model) / "recipe.yaml", None  # a `llembed train` output folder
     recipe = Recipe.load(recipe_path) if recipe_path else Recipe()
     if model is not None:

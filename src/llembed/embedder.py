@@ -104,7 +104,7 @@ class Embedder:
         passes through ``torch.compile`` (minutes of compiling; measure first, see :meth:`Backbone.compile`).
         A ``llembed train`` output folder loads as its tuned recipe.
         """
-        if model is not None and _is_trained_output(Path(model)):
+        if model is not None and is_trained_output(Path(model)):
             return cls.from_recipe(
                 Path(model) / "recipe.yaml", device=device, threads=threads, compile=compile, **recipe_fields
             )
@@ -425,7 +425,7 @@ def validate_texts(texts: Any) -> list[str]:
     return texts
 
 
-def _is_trained_output(path: Path) -> bool:
+def is_trained_output(path: Path) -> bool:
     """A ``llembed train`` output folder: a recipe beside an adapter or model, no config.json of its own."""
     return path.is_dir() and (path / "recipe.yaml").is_file() and not (path / "config.json").is_file()
 

@@ -132,7 +132,7 @@ def embed_corpus(
     }
     _claim(output, manifest, overwrite)
 
-    pending = [s for s in shards if not shard_file(output, s).is_file()]
+    pending = [s for s in shards if not shard_file(output, s.name).is_file()]
     done_rows = manifest["rows"] - sum(s.rows for s in pending)
     started = time.perf_counter()
     bar = _progress_bar(manifest["rows"], done_rows, progress)
@@ -198,7 +198,7 @@ def _finish(
 
     errors, vectors, seen, duplicates, recipes = [], 0, set(), [], {}
     for entry in manifest["shards"]:
-        path = output / f"{entry['name']}.parquet"
+        path = shard_file(output, entry["name"])
         if not path.is_file():
             raise InputError(f"shard {entry['name']} was not written; re-run the same command to finish it")
         meta = shard_metadata(path)

@@ -46,8 +46,9 @@ class ShardOptions:
         return {k: v for k, v in asdict(self).items() if k not in ("batch_size", "on_error")}
 
 
-def shard_file(output: Path, shard: Shard) -> Path:
-    return Path(output) / f"{shard.name}.parquet"
+def shard_file(output: Path, name: str) -> Path:
+    """Where the shard called ``name`` (a :class:`Shard`'s name, or a manifest entry's) is written."""
+    return Path(output) / f"{name}.parquet"
 
 
 def embed_shard(embedder: Embedder, shard: Shard, output: Path, options: ShardOptions, request_hash: str) -> dict:
@@ -91,7 +92,7 @@ def embed_shard(embedder: Embedder, shard: Shard, output: Path, options: ShardOp
     if options.sparse:
         meta["vocab_size"] = embedder.lm_vocab_size
     table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()})
-    atomic_write(shard_file(output, shard), lambda tmp: pq.write_table(table, tmp))
+    atomic_write(shard_file(output, shard.name), lambda tmp: pq.write_table(table, tmp))
     return {
         "shard": shard.name,
         "rows": shard.rows,
@@ -130,12 +131,12 @@ def read_vectors(output: str | Path, vocab_size: int | None = None) -> Vectors:
 
     output = Path(output)
     manifest = read_manifest(output)
-    missing = [s["name"] for s in manifest["shards"] if not (output / f"{s['name']}.parquet").is_file()]
+    missing = [s["name"] for s in manifest["shards"] if not shard_file(output, s["name"]).is_file()]
     if missing:
         raise InputError(
             f"{output} is unfinished: {len(missing)} of {len(manifest['shards'])} shards missing (re-run embed-corpus)"
         )
-    tables = [pq.read_table(output / f"{s['name']}.parquet") for s in manifest["shards"]]
+    tables = [pq.read_table(shard_file(output, s["name"])) for s in manifest["shards"]]
     ids = [i for t in tables for i in t.column("id").to_pylist()]
     texts = [x for t in tables for x in t.column("text").to_pylist()] if manifest["options"]["store_text"] else None
     dimension = tables[0].schema.field("vector").type.list_size
@@ -147,7 +148,7 @@ def read_vectors(output: str | Path, vocab_size: int | None = None) -> Vectors:
         indices = [np.asarray(x, np.int64) for t in tables for x in t.column("sparse_indices").to_pylist()]
         values = [np.asarray(x, np.float32) for t in tables for x in t.column("sparse_values").to_pylist()]
         indptr = np.concatenate([[0], np.cumsum([len(x) for x in indices])])
-        width = vocab_size or shard_metadata(output / f"{manifest['shards'][0]['name']}.parquet")["vocab_size"]
+        width = vocab_size or shard_metadata(shard_file(output, manifest["shards"][0]["name"]))["vocab_size"]
         data = np.concatenate(values) if values else np.zeros(0, np.float32)
         columns = np.concatenate(indices) if indices else np.zeros(0, np.int64)
         sparse = scipy.sparse.csr_matrix((data, columns, indptr), shape=(len(ids), width))
