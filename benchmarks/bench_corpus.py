@@ -85,7 +85,7 @@ def main() -> None:
             shard_rows=args.shard_rows,
             runner=runner,
             concurrency=args.actors if runner == "ray" else None,
-            progress=False,
+            show_progress_bar=False,
         )
         label = "embed-corpus, single process" if runner == "local" else f"embed-corpus on Ray, {args.actors} actors"
         rows.append((label, time.perf_counter() - started))

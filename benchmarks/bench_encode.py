@@ -277,7 +277,7 @@ def main() -> None:
     template = icl.strategy.query_templates[0]
     prompted = [template.render(t).string for t in texts[: args.icl_texts]]
     icl_tokens = sum(len(t) for t in llembed.tokenizer(prompted, add_special_tokens=True)["input_ids"])
-    prefix = len(icl._prompt_tokenizer.prefix_ids(template))
+    prefix = len(icl.prompt_tokenizer.prefix_ids(template))
     print(
         f"\nICL prompt ({len(demos)} demonstrations, {prefix}-token shared prefix), {len(prompted)} texts, "
         f"{icl_tokens} prompted tokens:"

@@ -107,3 +107,31 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_model_dirs):
+    """A real `llembed train` output folder: 3 LoRA steps of the tiny Llama on 24 real SNLI triplets."""
+    import itertools
+    from pathlib import Path
+
+    from llembed.training import TrainConfig, train
+
+    snli = Path(__file__).resolve().parents[1] / "examples" / "data" / "snli" / "triplets.jsonl"
+    data = tmp_path_factory.mktemp("run-data") / "snli24.jsonl"
+    with snli.open(encoding="utf-8") as handle:
+        data.write_text("".join(itertools.islice(handle, 24)), encoding="utf-8")
+    output = tmp_path_factory.mktemp("runs") / "tiny-run"
+    config = TrainConfig(
+        data=[str(data)],
+        output_dir=str(output),
+        recipe={"model": str(tiny_model_dirs["llama"]), "prompt": "none", "pooling": "mean", "dtype": "float32"},
+        batch_size=8,
+        max_steps=3,
+        save_every=3,
+        learning_rate=5e-2,
+        warmup_steps=0,
+        lora={"r": 4, "alpha": 8, "dropout": 0.0},
+    )
+    train(config)
+    return output

@@ -82,6 +82,7 @@ def test_bidirectional_batches_equal_singles_under_padding(tiny_backbones):
 
 def test_token_prepending_overwrites_the_placeholder_in_chosen_layers(tiny_backbones):
     from llembed.prompts import STRATEGIES
+    from llembed.recipe import Recipe
 
     backbone = tiny_backbones["llama"]
     tokenizer = PromptTokenizer(backbone.tokenizer, max_length=128, placeholder_id=0)
@@ -98,7 +99,10 @@ def test_token_prepending_overwrites_the_placeholder_in_chosen_layers(tiny_backb
 
     handles = [block.register_forward_hook(spy(i), with_kwargs=True) for i, block in enumerate(backbone.layers)]
     try:
-        backbone.hidden_states(batch, [backbone.num_layers], tp_layers=(1, 3))
+        hooks = STRATEGIES["token_prepending"].block_hooks(
+            Recipe(tp_layers=[1, 3]), STRATEGIES["token_prepending"].query_templates[0], batch, 0, backbone.num_layers
+        )
+        backbone.hidden_states(batch, [backbone.num_layers], block_hooks=hooks)
     finally:
         for handle in handles:
             handle.remove()

@@ -81,7 +81,7 @@ def test_layer_average_is_the_mean_of_the_layers(tiny_backbones):
 def test_exclude_prompt_pools_only_the_text_tokens(tiny_backbones):
     embedder = make(tiny_backbones, "llama", prompt="prompteol", pooling="mean", exclude_prompt=True)
     text = "A cat sits on the mat"
-    item = embedder._prompt_tokenizer.tokenize_texts([text], embedder.strategy.query_templates[0])[0]
+    item = embedder.prompt_tokenizer.tokenize_texts([text], embedder.strategy.query_templates[0])[0]
     from llembed.tokenization import collate
 
     batch = collate([item], embedder.tokenizer.pad_token_id, "right")
@@ -97,7 +97,7 @@ def test_exclude_prompt_pools_only_the_text_tokens(tiny_backbones):
 def test_echo_pools_the_second_copy(tiny_backbones):
     embedder = make(tiny_backbones, "llama", prompt="echo", pooling="mean")
     text = "dogs bark at night"
-    item = embedder._prompt_tokenizer.tokenize_texts([text], embedder.strategy.query_templates[0])[0]
+    item = embedder.prompt_tokenizer.tokenize_texts([text], embedder.strategy.query_templates[0])[0]
     from llembed.tokenization import collate
 
     batch = collate([item], embedder.tokenizer.pad_token_id, "right")
@@ -129,7 +129,7 @@ def test_sparse_top_k_ids_are_the_top_logits(tiny_backbones):
     embedder = make(tiny_backbones, "llama", prompt="prompteol", pooling="last", normalize=False)
     matrix = embedder.encode_sparse(SENTENCES[:3], top_k=16)
     spec = PoolSpec("last", (4,))
-    logits = embedder.lm_logits(embedder.pool(SENTENCES[:3], [spec])[spec], spec.layers)
+    logits = embedder.lm_logits({4: embedder.pool(SENTENCES[:3], [spec])[spec]})
     for row in range(3):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
         positive = logits[row][logits[row] > 0]
@@ -148,7 +148,7 @@ def test_sparse_below_the_final_layer_applies_the_final_norm(tiny_backbones):
     pooled = embedder.pool(["hello"], [spec])[spec]
     backbone = embedder.backbone
     expected = backbone.lm_head()(backbone.final_norm()(pooled))
-    assert torch.allclose(embedder.lm_logits(pooled, [2]), expected, atol=1e-5)
+    assert torch.allclose(embedder.lm_logits({2: pooled}), expected, atol=1e-5)
 
 
 def test_output_formats(tiny_backbones):
@@ -175,7 +175,10 @@ def test_calibrated_int8_is_independent_of_the_batch(tiny_backbones):
     embedder = make(tiny_backbones, "llama", prompt="none", pooling="mean", precision="int8")
     with pytest.raises(RecipeError, match="calibrate"):
         embedder.encode(["one text alone"])
-    recipe = embedder.calibrate(SENTENCES)
+    uncalibrated = embedder.recipe
+    embedder = embedder.calibrate(SENTENCES)
+    assert uncalibrated.quantization_ranges is None  # the original embedder's recipe never changes
+    recipe = embedder.recipe
     assert len(recipe.quantization_ranges) == 2 and len(recipe.quantization_ranges[0]) == 64
     batch = embedder.encode(SENTENCES)
     singles = np.stack([embedder.encode(t) for t in SENTENCES])
@@ -257,8 +260,9 @@ def test_shared_prefix_cache_equals_the_full_computation(tiny_backbones, kind, p
                 exclude_prompt=exclude,
                 layer=[2, 4],
             )
+            embedder.backbone.prefix_cache.clear()
             cached = embedder.encode_queries(SENTENCES, batch_size=2)
-            assert embedder._prefix_states, "the prefix cache was not used"
+            assert len(embedder.backbone.prefix_cache), "the prefix cache was not used"
             embedder.prefix_cache = False
             full = embedder.encode_queries(SENTENCES, batch_size=2)
             assert cosine_rows(cached, full).min() >= 0.9999, (kind, prompt, side, pooling, exclude)
@@ -274,10 +278,133 @@ def test_prefix_tokens_are_run_once_per_call(tiny_backbones):
         embedder.encode(SENTENCES, batch_size=5)
     finally:
         handle.remove()
-    prefix = embedder._prompt_tokenizer.prefix_ids(embedder.strategy.query_templates[0])
+    prefix = embedder.prompt_tokenizer.prefix_ids(embedder.strategy.query_templates[0])
     longest = max(
-        len(i.ids) for i in embedder._prompt_tokenizer.tokenize_texts(SENTENCES, embedder.strategy.query_templates[0])
+        len(i.ids) for i in embedder.prompt_tokenizer.tokenize_texts(SENTENCES, embedder.strategy.query_templates[0])
     )
     assert len(prefix) > 30
     # one pass over the prefix alone, then the batch without the prefix's columns
     assert widths == [(1, len(prefix), 64), (5, longest - len(prefix), 64)]
+
+
+# ---------------------------------------------------------------------------------------------- state
+def test_the_recipe_cannot_change_under_an_embedder(tiny_backbones):
+    import dataclasses
+
+    embedder = make(tiny_backbones, "llama", prompt="prompteol", pooling="eos")
+    with pytest.raises(AttributeError):
+        embedder.recipe = Recipe(pooling="last")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        embedder.recipe.pooling = "last"
+    other = embedder.replace(pooling="last")  # changes go through replace: a new embedder, the same backbone
+    assert other.backbone is embedder.backbone and embedder.recipe.pooling == "eos"
+
+
+def test_two_recipes_on_one_backbone_from_two_threads(tiny_model_dirs):
+    """A causal and a bidirectional embedder share one backbone; their passes interleave from two threads and
+    still give exactly what each gives alone (hooks and attention flags live on the shared modules)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    backbone = Backbone.load(locate(str(tiny_model_dirs["llama"])), dtype="float32")
+    causal = Embedder(backbone, Recipe(prompt="prompteol", pooling="last", layer=2, dtype="float32"))
+    both = causal.replace(prompt="none", pooling="mean", layer=-1, bidirectional=True)
+    texts = SENTENCES * 4
+    expected = {"causal": causal.encode(texts, batch_size=2), "both": both.encode(texts, batch_size=2)}
+
+    def run(name):
+        embedder = causal if name == "causal" else both
+        return name, [embedder.encode(texts, batch_size=2) for _ in range(6)]
+
+    with ThreadPoolExecutor(4) as pool:
+        for name, results in pool.map(run, ["causal", "both", "causal", "both"]):
+            for vectors in results:
+                assert np.allclose(vectors, expected[name], atol=1e-6), name
+
+
+# ---------------------------------------------------------------------------------------------- real data
+def test_lenient_pool_embeds_an_empty_text_as_the_model_sees_it(tiny_backbones):
+    """``strict=False`` (evaluation, corpora): the empty text's vector is the last token of its prompt alone."""
+    embedder = make(tiny_backbones, "llama", prompt="prompteol", pooling="last", normalize=False)
+    with pytest.raises(InputError, match="empty"):
+        embedder.pool(["", "x"], [embedder.spec])
+    pooled = embedder.pool(["A cat.", ""], [embedder.spec], strict=False)[embedder.spec]
+    assert embedder.last_stats["empty"] == 1 and embedder.last_stats["truncated"] == 0
+    backbone = embedder.backbone
+    ids = backbone.tokenizer('This sentence : "" means in one word:"', return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        by_hand = backbone.base(input_ids=ids).last_hidden_state[0, -1]
+    assert torch.allclose(pooled[1], by_hand, atol=1e-5)
+    # mean pooling over the text only: an empty text falls back to its prompt's tokens
+    mean = make(tiny_backbones, "llama", prompt="prompteol", pooling="mean", exclude_prompt=True)
+    vector = mean.pool([""], [mean.spec], strict=False)[mean.spec]
+    with torch.inference_mode():
+        assert torch.allclose(vector[0], backbone.base(input_ids=ids).last_hidden_state[0].mean(0), atol=1e-5)
+
+
+def test_lenient_pool_cuts_over_long_texts_and_counts_them(tiny_backbones):
+    strict = make(tiny_backbones, "llama", prompt="prompteol", pooling="last", max_length=24)
+    long_text = " ".join(["word"] * 60)
+    with pytest.raises(InputError, match="truncation=True"):
+        strict.encode([long_text])
+    pooled = strict.pool([long_text, "short"], [strict.spec], strict=False)[strict.spec]
+    assert strict.last_stats["truncated"] == 1
+    cut = strict.replace(truncation=True)
+    assert torch.allclose(pooled, cut.pool([long_text, "short"], [cut.spec])[cut.spec], atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- sparse head
+def test_the_logit_lens_norms_every_layer_below_the_final_one_in_an_averaged_set(tiny_backbones):
+    embedder = make(tiny_backbones, "llama", prompt="none", pooling="last", layer=[2, 4])
+    backbone = embedder.backbone
+    per_layer = embedder.pool(["hello world"], embedder.lexical_specs())
+    middle, final = (per_layer[PoolSpec("last", (layer,))] for layer in (2, 4))
+    expected = backbone.lm_head()((backbone.final_norm()(middle) + final) / 2)  # the final state is normed already
+    matrix = embedder.sparse(per_layer, top_k=8)
+    values, ids = torch.log1p(torch.relu(expected[0])).topk(8)
+    assert set(matrix.indices.tolist()) == set(ids[values > 0].tolist())
+    assert np.allclose(sorted(matrix.data), sorted(values[values > 0].tolist()), atol=1e-5)
+
+
+def test_lm_head_rows_past_the_tokenizer_get_no_weight(tiny_model_dirs, decoder_tokenizer, tmp_path):
+    """A model whose embedding matrix is padded past the tokenizer (Qwen, Gemma do this) gives no ``None`` keys."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    config = LlamaConfig(
+        vocab_size=len(decoder_tokenizer) + 64,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        model.lm_head.weight[len(decoder_tokenizer) :] *= 50  # padding rows that would win the top-k
+    embedder = Embedder(Backbone.wrap(model, decoder_tokenizer), Recipe(prompt="none", pooling="last"))
+    matrix = embedder.encode_sparse(SENTENCES[:2], top_k=32)
+    assert matrix.shape[1] == len(decoder_tokenizer) + 64 and matrix.indices.max() < len(decoder_tokenizer)
+    words = embedder.encode_sparse(SENTENCES[:2], top_k=32, output="dict")
+    assert all(isinstance(token, str) for row in words for token in row)
+
+
+# ---------------------------------------------------------------------------------------------- compile
+def test_final_layer_passes_run_the_compiled_model_and_others_run_eagerly(tiny_model_dirs):
+    """A spy stands in for ``torch.compile``'s module (compiling for real takes minutes; the benchmark does it)."""
+    backbone = Backbone.load(locate(str(tiny_model_dirs["llama"])), dtype="float32")
+    calls = []
+
+    def compiled(**kwargs):
+        calls.append(kwargs["input_ids"].shape)
+        return backbone.base(**kwargs)
+
+    backbone.compiled = compiled
+    final = Embedder(backbone, Recipe(prompt="none", pooling="mean"))
+    eager = final.encode(SENTENCES)
+    assert len(calls) == 1  # one batch, through the compiled module
+    middle = final.replace(layer=2)
+    middle.encode(SENTENCES)
+    assert len(calls) == 1  # a middle layer needs hooks: eager
+    backbone.compiled = None
+    assert np.allclose(final.encode(SENTENCES), eager, atol=1e-6)

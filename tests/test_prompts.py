@@ -17,6 +17,8 @@ def test_exact_templates_of_the_papers():
     assert render("ke").startswith("The essence of a sentence is often captured by its main subjects and actions")
     assert render("ke").endswith('With this in mind , this sentence : "X" means in one word:"')
     assert render("echo") == "Rewrite the sentence: X, rewritten sentence: X"
+    assert render("promptsth") == 'This sentence : "X" means something'
+    assert render("promptsum") == 'This sentence : "X" can be summarized as'
     assert (
         render("icl") == 'This sentence : "A jockey riding a horse." means in one word:"Equestrian".'
         'This sentence : "X" means in one word:"'

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from llembed import Embedder
+from llembed.integrations.sentence_transformers import export_sentence_transformers
 
 from .conftest import SENTENCES
 
@@ -59,7 +60,7 @@ def test_sentence_transformers_export_reproduces_llembed(default_embedder, tmp_p
     from sentence_transformers import SentenceTransformer
 
     embedder = Embedder(default_embedder.backbone, default_embedder.recipe.replace(**recipe))
-    folder = embedder.save_sentence_transformers(tmp_path / "st")
+    folder = export_sentence_transformers(embedder, tmp_path / "st")
     model = SentenceTransformer(str(folder), device="cpu")
     ours = embedder.encode_queries(SENTENCES) if side == "query" else embedder.encode_documents(SENTENCES)
     theirs = model.encode(SENTENCES, prompt_name=side)
@@ -80,5 +81,5 @@ def test_export_refuses_what_sentence_transformers_cannot_express(default_embedd
     for change in refused:
         embedder = Embedder(default_embedder.backbone, default_embedder.recipe.replace(**change))
         with pytest.raises(RecipeError):
-            embedder.save_sentence_transformers(tmp_path / "st")
+            export_sentence_transformers(embedder, tmp_path / "st")
         assert not (tmp_path / "st").exists()

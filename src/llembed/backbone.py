@@ -6,7 +6,10 @@
   ``create_causal_mask`` build a bidirectional (padding-only) mask for every attention implementation, and the
   attention modules' ``is_causal`` flag is cleared so SDPA/flash kernels don't re-apply causality.
 - Hidden states are captured with forward hooks on the decoder blocks; the forward pass stops right after
-  the deepest block needed, so layers above it are never computed.
+  the deepest block needed, so layers above it are never computed. A pass to the final layer only needs no
+  hook, so it can run through ``torch.compile``.
+- One lock per backbone serialises passes: hooks and the attention mode are set on the shared modules, so two
+  embedders sharing a backbone (``Embedder.replace``) must not interleave their passes.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from llembed.errors import RecipeError
 from llembed.model_sources import ModelSource, dequantized_gguf
+from llembed.prefix_cache import PrefixCache, PrefixState
+from llembed.prompts import BlockHook
 from llembed.tokenization import TokenBatch
 
 logger = logging.getLogger(__name__)
@@ -72,9 +78,15 @@ class Backbone:
     name: str = "model"
     compiled: nn.Module | None = None
     """``torch.compile`` of :attr:`base` (see :meth:`compile`); used for plain passes to the final layer."""
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    """Held for every forward pass (hooks and attention flags live on the shared modules)."""
+    _generation: int = field(default=0, repr=False, compare=False)
 
     @classmethod
-    def load(cls, source: ModelSource, dtype: str = "auto", device: str | None = None) -> Backbone:
+    def load(
+        cls, source: ModelSource, dtype: str = "auto", device: str | None = None, adapter: str | None = None
+    ) -> Backbone:
+        """Load ``source`` (dequantizing a GGUF file once), with a peft ``adapter`` merged into its weights."""
         from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
         path = source.path
@@ -87,6 +99,8 @@ class Backbone:
         loader = AutoModelForCausalLM if decoder else AutoModel
         model = loader.from_pretrained(path, dtype=torch_dtype, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if adapter is not None:
+            model = merge_adapter(model, adapter)
         return cls.wrap(model.to(target), tokenizer, name=source.name)
 
     @classmethod
@@ -157,13 +171,31 @@ class Backbone:
     def compile(self) -> None:
         """Compile the transformer with ``torch.compile`` (inductor, dynamic shapes) for plain inference passes.
 
-        Measure before using it (``benchmarks/bench_encode.py --compile``): the first batches compile for
-        minutes (about 3 on a 2-core CPU for SmolLM2-135M), and on an AVX2 CPU, where eager fp32 is already
-        near the matmul roofline, compiled passes were slower (0.85×). Passes that need hooks (a middle
-        layer, Token Prepending), a prefix cache or bidirectional attention run eagerly.
+        Measure before using it (``benchmarks/bench_encode.py --compile``; the README has the numbers): the
+        first batches compile for minutes. Passes that need hooks (a middle layer, Token Prepending), a prefix
+        cache or bidirectional attention run eagerly.
         """
         if self.compiled is None:
             self.compiled = torch.compile(self.base, dynamic=True)
+
+    @functools.cached_property
+    def prefix_cache(self) -> PrefixCache:
+        """Shared-prefix states of this backbone's passes, shared by every embedder on it, dropped when the
+        weights change."""
+        return PrefixCache(self.weights_version)
+
+    def weights_version(self) -> tuple:
+        """Changes whenever the weights may have: an optimizer step or any in-place update (tensor version
+        counters), ``.to(device or dtype)`` (storage and dtype), or :meth:`weights_changed`. Caches of
+        computed states (the prefix cache) key on it."""
+        return (
+            self._generation,
+            tuple((p.data_ptr(), p.dtype, p.device, p._version) for p in self.model.parameters()),
+        )
+
+    def weights_changed(self) -> None:
+        """Say that the weights were changed behind torch's back (``param.data`` writes): caches drop their states."""
+        self._generation += 1
 
     # ------------------------------------------------------------------ attention mode
     @contextlib.contextmanager
@@ -187,33 +219,26 @@ class Backbone:
                 module.is_causal = True
 
     # ------------------------------------------------------------------ forward
-    @torch.inference_mode()
     def hidden_states(
         self,
         batch: TokenBatch,
         layer_ids: Sequence[int],
         bidirectional: bool = False,
-        tp_layers: tuple[int, int] | None = None,
+        block_hooks: Sequence[BlockHook] = (),
         prefix: PrefixState | None = None,
-    ) -> dict[int, torch.Tensor]:
-        """:meth:`states` for inference: no autograd bookkeeping."""
-        return self.states(batch, layer_ids, bidirectional, tp_layers, prefix)
-
-    def states(
-        self,
-        batch: TokenBatch,
-        layer_ids: Sequence[int],
-        bidirectional: bool = False,
-        tp_layers: tuple[int, int] | None = None,
-        prefix: PrefixState | None = None,
+        grad: bool = False,
     ) -> dict[int, torch.Tensor]:
         """Hidden states at ``layer_ids`` (0 = embeddings, ``num_layers`` = final output), stopping early.
 
-        ``tp_layers`` applies Token Prepending: before each block in ``[start, stop)`` the placeholder's state
-        is overwritten with the last token's state. ``prefix``: the batch's first ``prefix.length`` columns are a
-        shared prompt prefix whose keys/values and states were computed once (:meth:`encode_prefix`); only the
-        remaining columns run through the model.
+        ``block_hooks``: a prompt strategy's forward pre-hooks ``(block index, hook)`` for this pass (Token
+        Prepending). ``prefix``: the batch's first ``prefix.length`` columns are a shared prompt prefix whose
+        keys/values and states were computed once (:meth:`encode_prefix`); only the remaining columns run.
+        ``grad``: keep the autograd graph (training); otherwise the pass runs in inference mode.
         """
+        with contextlib.nullcontext() if grad else torch.inference_mode():
+            return self._states(batch, layer_ids, bidirectional, block_hooks, prefix)
+
+    def _states(self, batch, layer_ids, bidirectional, block_hooks, prefix) -> dict[int, torch.Tensor]:
         skip = 0 if prefix is None else prefix.length
         rows = batch.input_ids.shape[0]
         cache = None
@@ -227,8 +252,7 @@ class Backbone:
             batch.position_ids[:, skip:],
             layer_ids,
             bidirectional=bidirectional,
-            tp_columns=None if tp_layers is None else _tp_columns(batch, skip),
-            tp_layers=tp_layers,
+            block_hooks=block_hooks,
             cache=cache,
         )
         if prefix is not None:
@@ -261,9 +285,16 @@ class Backbone:
         position_ids: torch.Tensor,
         layer_ids: Sequence[int],
         bidirectional: bool = False,
-        tp_columns: tuple[torch.Tensor, torch.Tensor] | None = None,
-        tp_layers: tuple[int, int] | None = None,
+        block_hooks: Sequence[BlockHook] = (),
         cache=None,
+    ) -> dict[int, torch.Tensor]:
+        with self.lock:
+            return self._run_locked(
+                input_ids, attention_mask, position_ids, layer_ids, bidirectional, block_hooks, cache
+            )
+
+    def _run_locked(
+        self, input_ids, attention_mask, position_ids, layer_ids, bidirectional, block_hooks, cache
     ) -> dict[int, torch.Tensor]:
         device = self.device
         deepest = max(layer_ids)
@@ -287,11 +318,12 @@ class Backbone:
 
         if 0 in layer_ids:
             handles.append(self.layers[0].register_forward_pre_hook(first_input, with_kwargs=True))
-        for index in range(1, min(deepest, self.num_layers) + 1):
+        # the final layer is the model's own output: no hook, so a final-layer pass can run compiled
+        for index in range(1, min(deepest, self.num_layers - 1) + 1):
             if index in layer_ids or index == deepest:
                 handles.append(self.layers[index - 1].register_forward_hook(block_output(index)))
-        if tp_layers is not None:
-            handles += self._token_prepending_hooks(tp_columns, tp_layers)
+        for block, hook in block_hooks:
+            handles.append(self.layers[block].register_forward_pre_hook(hook, with_kwargs=True))
 
         kwargs = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
         if self.is_decoder:
@@ -312,49 +344,13 @@ class Backbone:
                 handle.remove()
         return {index: captured[index] for index in layer_ids}
 
-    def _token_prepending_hooks(self, columns: tuple[torch.Tensor, torch.Tensor], tp_layers: tuple[int, int]) -> list:
-        start, stop = tp_layers
-        if not 0 <= start < self.num_layers:
-            raise RecipeError(f"tp_layers start {start} outside the model's {self.num_layers} layers")
-        device = self.device
-        pst, last = (column.to(device) for column in columns)
-        rows = torch.arange(pst.shape[0], device=device)
 
-        def replace(_module, args, kwargs):
-            hidden = args[0] if args else kwargs["hidden_states"]
-            hidden = hidden.clone()
-            hidden[rows, pst] = hidden[rows, last]
-            if args:
-                return (hidden, *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": hidden}
+def merge_adapter(model: nn.Module, adapter_dir: str) -> nn.Module:
+    """Apply a saved peft (LoRA) adapter and merge it into the weights: no inference overhead."""
+    from pathlib import Path
 
-        return [
-            self.layers[i].register_forward_pre_hook(replace, with_kwargs=True)
-            for i in range(start, min(stop, self.num_layers))
-        ]
+    from peft import PeftModel
 
-
-def _tp_columns(batch: TokenBatch, skip: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Placeholder and last-token columns of each row, in the coordinates of the columns that are run."""
-    if batch.pst_index is None:
-        raise RecipeError("tp_layers is set but the prompt has no {pst} placeholder (use token_prepending)")
-    if bool((batch.pst_index < skip).any()):
-        raise RecipeError("the Token Prepending placeholder cannot be part of a cached prefix")
-    return batch.pst_index - skip, batch.last_index - skip
-
-
-@dataclass
-class PrefixState:
-    """A shared prompt prefix run once: per-layer keys/values and the hidden states of its tokens."""
-
-    length: int
-    kv: list[tuple[torch.Tensor, torch.Tensor]]
-    hidden: dict[int, torch.Tensor]  # layer → (1, length, D)
-
-    def expanded_cache(self, rows: int):
-        from transformers import DynamicCache
-
-        # a fresh cache per batch: the forward pass appends the batch's own keys/values to it
-        return DynamicCache(
-            ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.kv]
-        )
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise RecipeError(f"adapter not found: {adapter_dir} has no adapter_config.json")
+    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=False).merge_and_unload().eval()

@@ -1,18 +1,19 @@
 """Embedder: the one door in. text → prompt → tokens → backbone → hidden states → pooling → vectors.
 
 Everything else (CLI, evaluation, server, training, Ray) calls this class; only it knows the whole pipeline.
+The tensor code lives below it: pooling (``pooling.py``), the forward pass (``backbone.py``), the shared
+prefix (``prefix_cache.py``), output formats (``output.py``) and the LM-head lexical weights (``sparse.py``);
+what a model name means is ``resolve.py``'s business.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse
@@ -20,25 +21,25 @@ import torch
 from tqdm.auto import tqdm
 
 from llembed import pooling as pooling_ops
-from llembed.backbone import Backbone, PrefixState
+from llembed.backbone import Backbone
 from llembed.batching import token_budget_batches
 from llembed.errors import InputError, RecipeError
-from llembed.model_sources import locate
-from llembed.output import cosine_matrix, format_vectors
+from llembed.output import as_float, cosine_matrix, format_vectors
+from llembed.prefix_cache import PrefixState
 from llembed.prompts import PromptTemplate, Strategy, resolve_strategy, templates_for
 from llembed.recipe import Recipe, resolve_layers
-from llembed.sparse import lexical_weights, to_csr, to_token_dicts
-from llembed.st_compat import sentence_transformers_defaults
+from llembed.resolve import Resolved, resolve
+from llembed.sparse import lexical_weights, lm_logits, to_csr, to_token_dicts
 from llembed.tokenization import PromptTokenizer, TokenBatch, TokenizedText, collate, shared_prefix_length
 
-logger = logging.getLogger(__name__)
-
-DECODER_DEFAULTS = {"prompt": "prompteol", "pooling": "last"}
+Side = Literal["text", "query", "document"]
+SIDES: tuple[str, ...] = ("text", "query", "document")
+DECODER_DEFAULTS = {"prompt": "prompteol", "pooling": "last", "normalize": True}
+ENCODER_DEFAULTS = {"prompt": "none", "pooling": "mean", "normalize": True}
 CHUNK_TEXTS = 4096  # texts tokenized and length-sorted together; bounds memory on long inputs
 DEFAULT_MAX_BATCH_TOKENS = 4096  # keeps activations of long texts bounded; short texts batch wider
 MIN_PREFIX_TOKENS = 2  # shorter shared prefixes aren't worth a cache
 MIN_COMPILED_PREFIX_TOKENS = 64  # with torch.compile: below this, run the prefix in the compiled pass
-MAX_CACHED_PREFIXES = 32  # MetaEOL needs 8 at once
 
 
 @dataclass(frozen=True)
@@ -50,43 +51,36 @@ class PoolSpec:
 
 
 class Embedder:
-    """An LLM (or encoder) turned into an embedding model by a :class:`Recipe`."""
+    """An LLM (or encoder) turned into an embedding model by a :class:`Recipe`.
 
-    def __init__(self, backbone: Backbone, recipe: Recipe | None = None, defaults: dict[str, Any] | None = None):
-        recipe = recipe or Recipe()
-        fill = dict(DECODER_DEFAULTS if backbone.is_decoder else {"prompt": "none", "pooling": "mean"})
-        fill.update(defaults or {})
-        for key, value in fill.items():
-            if getattr(recipe, key) is None:
-                recipe = recipe.replace(**{key: value})
-        if recipe.max_length is None:
-            recipe = recipe.replace(max_length=backbone.max_positions)
-        if recipe.max_length > backbone.max_positions:
-            raise RecipeError(f"max_length={recipe.max_length} exceeds the model's {backbone.max_positions} positions")
+    The recipe is fixed for the embedder's life (:attr:`recipe` is read-only); :meth:`replace` gives another
+    embedder on the same loaded backbone.
+    """
+
+    def __init__(self, backbone: Backbone, recipe: Recipe | None = None, defaults: Mapping[str, Any] | None = None):
+        recipe = _complete(backbone, recipe or Recipe(), defaults or {})
         self.backbone = backbone
+        self._recipe = recipe
         self.strategy: Strategy = resolve_strategy(recipe.prompt, recipe.icl_examples)
         self.layer_ids = resolve_layers(recipe.layer, backbone.num_layers)
-        if self.strategy.name == "token_prepending" and recipe.tp_layers is None:
-            # the paper's Llama-2-7B setting replaces in blocks 1..7 of 32: the first quarter of the stack
-            recipe = recipe.replace(tp_layers=[1, max(2, backbone.num_layers // 4)])
-        if recipe.pooling == "eos" and not backbone.is_decoder:
-            raise RecipeError("pooling 'eos' is for decoders; encoders have 'first' (CLS)")
-        self.recipe = recipe
         self.padding_side = recipe.padding_side or backbone.tokenizer.padding_side or "right"
-        self._prompt_tokenizer = PromptTokenizer(
+        self.prompt_tokenizer = PromptTokenizer(
             backbone.tokenizer,
             max_length=recipe.max_length,
             truncation=recipe.truncation,
-            append_eos=recipe.pooling == "eos",
-            placeholder_id=_placeholder_id(backbone.tokenizer),
+            append_eos=pooling_ops.get_pooling(recipe.pooling).appends_eos,
         )
         self.last_stats: dict[str, float] = {}
-        """Texts, prompted tokens and seconds of the last :meth:`pool` call (for efficiency reports)."""
+        """Texts, prompted tokens, empty and truncated texts, seconds of the last :meth:`pool` call."""
         self.max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS
         """Padded tokens per forward pass at most (``batch_size`` caps the rows); ``None``: rows only."""
         self.prefix_cache = True
-        """Compute a prompt's shared prefix once per call (see ``_shared_prefix``); off only for comparisons."""
-        self._prefix_states: dict[tuple, PrefixState] = {}
+        """Compute a prompt's shared prefix once (see ``_shared_prefix``); off only for comparisons."""
+
+    @property
+    def recipe(self) -> Recipe:
+        """The complete recipe (defaults filled in); change it with :meth:`replace`."""
+        return self._recipe
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -96,20 +90,18 @@ class Embedder:
         device: str | None = None,
         threads: int | None = None,
         compile: bool = False,
+        *,
+        recipe: Recipe | str | os.PathLike | None = None,
         **recipe_fields: Any,
     ) -> Embedder:
         """Load ``model`` (``None`` → the bundled default, SmolLM2-135M-Instruct) with the given recipe fields.
 
-        ``threads`` sets torch's intra-op threads (default: torch's, one per core); ``compile`` runs plain
+        ``model`` is anything :func:`llembed.resolve.resolve` understands: an alias, a folder, a ``.gguf`` file,
+        a cached hub id, a ``llembed train`` run or a recipe file. ``recipe`` (a :class:`Recipe` or its file) is
+        the base the fields override. ``threads`` sets torch's intra-op threads; ``compile`` runs final-layer
         passes through ``torch.compile`` (minutes of compiling; measure first, see :meth:`Backbone.compile`).
-        A ``llembed train`` output folder loads as its tuned recipe.
         """
-        if model is not None and is_trained_output(Path(model)):
-            return cls.from_recipe(
-                Path(model) / "recipe.yaml", device=device, threads=threads, compile=compile, **recipe_fields
-            )
-        recipe = Recipe(model=None if model is None else str(model), **recipe_fields)
-        return cls.from_recipe(recipe, device=device, threads=threads, compile=compile)
+        return cls.load(resolve(model, recipe, **recipe_fields), device=device, threads=threads, compile=compile)
 
     @classmethod
     def from_recipe(
@@ -120,24 +112,23 @@ class Embedder:
         compile: bool = False,
         **overrides: Any,
     ) -> Embedder:
+        """Load the embedder a recipe (or recipe file) describes; ``overrides`` change its fields."""
+        return cls.from_pretrained(None, device, threads, compile, recipe=recipe, **overrides)
+
+    @classmethod
+    def load(
+        cls, resolved: Resolved, device: str | None = None, threads: int | None = None, compile: bool = False
+    ) -> Embedder:
+        """Load a resolved model (see :func:`llembed.resolve.resolve`)."""
         if threads is not None:
             if threads <= 0:
                 raise InputError(f"threads must be positive, not {threads}")
             torch.set_num_threads(threads)
-        if not isinstance(recipe, Recipe):
-            recipe = Recipe.load(recipe)
-        if overrides:
-            recipe = recipe.replace(**overrides)
-        source = locate(recipe.model)
-        backbone = Backbone.load(source, dtype=recipe.dtype, device=device)
-        if recipe.adapter is not None:
-            from llembed.training.adapters import load_adapter
-
-            backbone.model = load_adapter(backbone.model, recipe.adapter).eval()
+        recipe = resolved.recipe
+        backbone = Backbone.load(resolved.source, dtype=recipe.dtype, device=device, adapter=recipe.adapter)
         if compile:
             backbone.compile()
-        defaults = {} if backbone.is_decoder else sentence_transformers_defaults(source.path)
-        return cls(backbone, recipe.replace(model=recipe.model or source.name), defaults)
+        return cls(backbone, recipe, resolved.defaults)
 
     def replace(self, **changes: Any) -> Embedder:
         """The same loaded backbone under a changed recipe (prompt, pooling, max_length, …): nothing reloads."""
@@ -173,7 +164,7 @@ class Embedder:
         normalize: bool | None = None,
         task: str | None = None,
         show_progress_bar: bool | None = None,
-        side: str = "text",
+        side: Side = "text",
     ) -> np.ndarray:
         """Embed texts → ``(n, d)`` array (``(d,)`` for a single string), in the recipe's precision."""
         single = isinstance(texts, str)
@@ -223,9 +214,9 @@ class Embedder:
         self,
         texts: Sequence[str],
         top_k: int | None = None,
-        output: str = "csr",
+        output: Literal["csr", "dict"] = "csr",
         batch_size: int = 32,
-        side: str = "text",
+        side: Side = "text",
         task: str | None = None,
         show_progress_bar: bool | None = None,
     ) -> scipy.sparse.csr_matrix | list[dict[str, float]]:
@@ -235,97 +226,113 @@ class Embedder:
         """
         if output not in ("csr", "dict"):
             raise InputError(f"output must be 'csr' or 'dict', not {output!r}")
-        pooled = self.pool(texts, [self.spec], side, task, batch_size, show_progress_bar)
-        matrix = self.sparse(pooled[self.spec], top_k)
+        pooled = self.pool(texts, self.lexical_specs(), side, task, batch_size, show_progress_bar)
+        matrix = self.sparse(pooled, top_k)
         if output == "csr":
             return matrix
-        return to_token_dicts(matrix, self.tokenizer.convert_ids_to_tokens(list(range(self.lm_vocab_size))))
+        return to_token_dicts(matrix, self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer)))))
 
-    def sparse(self, pooled: torch.Tensor, top_k: int | None = None, layers: Sequence[int] | None = None):
-        """Pooled states (of ``layers``, the recipe's by default) → lexical CSR matrix; no new forward pass."""
-        if len(pooled) == 0:
+    def specs(self, sparse: bool = False) -> list[PoolSpec]:
+        """What :meth:`pool` must read for the dense vector (:attr:`spec`) and, with ``sparse``, for :meth:`sparse`."""
+        return list(dict.fromkeys([self.spec, *(self.lexical_specs() if sparse else [])]))
+
+    def lexical_specs(self) -> list[PoolSpec]:
+        """The specs :meth:`sparse` reads: one per pooled layer (each layer has its own logit lens)."""
+        return [PoolSpec(self.recipe.pooling, (layer,)) for layer in self.layer_ids]
+
+    def sparse(self, pooled: Mapping[PoolSpec, torch.Tensor], top_k: int | None = None) -> scipy.sparse.csr_matrix:
+        """Pooled states of :meth:`lexical_specs` → lexical CSR matrix; no new forward pass."""
+        specs = self.lexical_specs()
+        if len(pooled[specs[0]]) == 0:
             return to_csr(torch.zeros((0, 1)), torch.zeros((0, 1), dtype=torch.long), self.lm_vocab_size)
-        values, ids = lexical_weights(
-            self.lm_logits(pooled, layers or self.layer_ids), top_k or self.recipe.sparse_top_k
-        )
+        logits = self.lm_logits({spec.layers[0]: pooled[spec] for spec in specs})
+        values, ids = lexical_weights(logits, top_k or self.recipe.sparse_top_k, len(self.tokenizer))
         return to_csr(values, ids, self.lm_vocab_size)
 
     @property
     def lm_vocab_size(self) -> int:
         return self.backbone.lm_head().weight.shape[0]
 
-    @torch.inference_mode()
-    def lm_logits(self, pooled: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
-        """LM-head logits of pooled states; states below the final layer get the final norm first (logit lens)."""
-        head = self.backbone.lm_head()
-        states = pooled.to(self.backbone.device, self.backbone.dtype)
-        if max(layers) < self.backbone.num_layers:
-            norm = self.backbone.final_norm()
-            if norm is not None:
-                states = norm(states)
-        return head(states).float().cpu()
+    def lm_logits(self, pooled_by_layer: Mapping[int, torch.Tensor]) -> torch.Tensor:
+        """LM-head logits of per-layer pooled states (logit lens below the final layer, then averaged)."""
+        return lm_logits(self.backbone, pooled_by_layer)
 
     # ------------------------------------------------------------------ the pipeline
     def pool(
         self,
         texts: Sequence[str],
         specs: Sequence[PoolSpec],
-        side: str = "text",
+        side: Side = "text",
         task: str | None = None,
         batch_size: int = 32,
-        progress: bool | None = None,
+        show_progress_bar: bool | None = None,
+        strict: bool = True,
     ) -> dict[PoolSpec, torch.Tensor]:
         """Un-normalised float32 vectors for every ``spec``, all read off the same forward passes.
 
-        Several prompt views (MetaEOL) are averaged per text, as the paper does.
+        Several prompt views (MetaEOL) are averaged per text, as the paper does. ``strict=False`` is for real
+        corpora, as mteb scores them: an empty text is embedded as the model sees it (its prompt, or a lone EOS
+        token) and an over-long one is cut at ``max_length``; ``last_stats`` counts both.
         """
-        texts = validate_texts(texts)
+        texts = validate_texts(texts, allow_empty=not strict)
         if batch_size <= 0:
             raise InputError(f"batch_size must be positive, not {batch_size}")
         for spec in specs:
-            if spec.pooling == "eos" and self.recipe.pooling != "eos":
-                raise RecipeError("pooling 'eos' changes tokenization: build the embedder with pooling='eos'")
+            if (
+                pooling_ops.get_pooling(spec.pooling).appends_eos
+                != pooling_ops.get_pooling(self.recipe.pooling).appends_eos
+            ):
+                raise RecipeError(f"pooling {spec.pooling!r} tokenizes differently: build an embedder with it")
         templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
         width = self.backbone.hidden_size
+        empty = sum(1 for text in texts if not text.strip())
+        self.last_stats = {"texts": len(texts), "views": len(templates), "tokens": 0, "seconds": 0.0}
+        self.last_stats |= {"empty": empty, "truncated": 0}
         if not texts:
             return {spec: torch.zeros((0, width)) for spec in specs}
         layer_ids = sorted({layer for spec in specs for layer in spec.layers})
         total = len(texts) * len(templates)
-        bar = tqdm(total=total, desc="embedding", unit="text", disable=_progress_disabled(progress, total, batch_size))
+        disabled = _progress_disabled(show_progress_bar, total, batch_size)
+        bar = tqdm(total=total, desc="embedding", unit="text", disable=disabled)
         sums = {spec: torch.zeros((len(texts), width)) for spec in specs}
-        self.last_stats = {"texts": len(texts), "views": len(templates), "tokens": 0, "seconds": 0.0}
+        truncated: set[int] = set()
         started = time.perf_counter()
         with bar:
             for template in templates:
                 for start in range(0, len(texts), CHUNK_TEXTS):
                     chunk = texts[start : start + CHUNK_TEXTS]
-                    items = self._prompt_tokenizer.tokenize_texts(chunk, template, task)
+                    items = self.prompt_tokenizer.tokenize_texts(chunk, template, task, None if strict else True)
+                    truncated.update(start + i for i, item in enumerate(items) if item.truncated)
                     self.last_stats["tokens"] += sum(len(item.ids) for item in items)
                     prefix = self._shared_prefix(items, template, task, layer_ids)
                     skip = 0 if prefix is None else prefix.length
                     for rows, batch in self._batches(items, batch_size, skip):
-                        states = self.backbone.hidden_states(
-                            batch, layer_ids, self.recipe.bidirectional, _tp(self.recipe, template), prefix
-                        )
+                        hooks = self._block_hooks(template, batch, skip)
+                        states = self.backbone.hidden_states(batch, layer_ids, self.recipe.bidirectional, hooks, prefix)
                         for spec in specs:
                             sums[spec][start + rows] += self._read(states, batch, template, spec).cpu()
                         bar.update(len(rows))
         self.last_stats["seconds"] = time.perf_counter() - started
+        self.last_stats["truncated"] = len(truncated)
         return {spec: value / len(templates) for spec, value in sums.items()}
 
-    def forward(self, texts: Sequence[str], side: str = "text", task: str | None = None) -> torch.Tensor:
+    def forward(self, texts: Sequence[str], side: Side = "text", task: str | None = None) -> torch.Tensor:
         """Pooled float32 vectors of one batch *with* autograd (training): the recipe's prompt, layer and
         pooling, un-normalised, no prefix cache (its keys/values would have to carry gradients too)."""
         texts = validate_texts(texts)
         templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
         total = None
         for template in templates:
-            items = self._prompt_tokenizer.tokenize_texts(texts, template, task)
+            items = self.prompt_tokenizer.tokenize_texts(texts, template, task)
             batch = collate(items, self.tokenizer.pad_token_id, self.padding_side)
-            states = self.backbone.states(batch, self.layer_ids, self.recipe.bidirectional, _tp(self.recipe, template))
+            hooks = self._block_hooks(template, batch, 0)
+            states = self.backbone.hidden_states(batch, self.layer_ids, self.recipe.bidirectional, hooks, grad=True)
             vectors = self._read(states, batch, template, self.spec)
             total = vectors if total is None else total + vectors
         return total / len(templates)
+
+    def _block_hooks(self, template: PromptTemplate, batch: TokenBatch, skip: int) -> list:
+        return self.strategy.block_hooks(self.recipe, template, batch, skip, self.backbone.num_layers)
 
     def _read(
         self, states: dict[int, torch.Tensor], batch: TokenBatch, template: PromptTemplate, spec: PoolSpec
@@ -333,15 +340,14 @@ class Embedder:
         """One spec's float32 vectors from a batch's hidden states (on the model's device).
 
         The text's own tokens are pooled when prompts are excluded, and always for templates that repeat the
-        text (echo pools the second copy)."""
+        text (echo pools the second copy); a row whose text has no token (an empty text) pools its prompt."""
         hidden = _average_layers(states, spec.layers)
-        use_text = self.recipe.exclude_prompt or template.pool_occurrence == "last"
-        return pooling_ops.pool(
-            spec.pooling,
-            hidden,
-            batch.attention_mask.to(hidden.device),
-            batch.text_mask.to(hidden.device) if use_text else None,
-        )
+        attention = batch.attention_mask.to(hidden.device)
+        pool_mask = None
+        if self.recipe.exclude_prompt or template.pool_occurrence == "last":
+            text = batch.text_mask.to(hidden.device)
+            pool_mask = torch.where(text.any(dim=1, keepdim=True), text, attention.bool())
+        return pooling_ops.pool(spec.pooling, hidden, attention, pool_mask)
 
     def _batches(
         self, items: list[TokenizedText], batch_size: int, prefix_length: int = 0
@@ -365,48 +371,36 @@ class Embedder:
             return None
         if self.padding_side == "left" and self.backbone.has_sliding_window:
             return None
-        prefix_ids = self._prompt_tokenizer.prefix_ids(template, task)
+        prefix_ids = self.prompt_tokenizer.prefix_ids(template, task)
         length = shared_prefix_length(items, prefix_ids)
         # a compiled model runs cache-free passes only; a short prefix costs less than leaving it
         if length < (MIN_COMPILED_PREFIX_TOKENS if self.backbone.compiled is not None else MIN_PREFIX_TOKENS):
             return None
-        key = (tuple(prefix_ids[:length]), tuple(layer_ids))
-        if key not in self._prefix_states:
-            if len(self._prefix_states) >= MAX_CACHED_PREFIXES:
-                self._prefix_states.pop(next(iter(self._prefix_states)))
-            self._prefix_states[key] = self.backbone.encode_prefix(prefix_ids[:length], layer_ids)
-        return self._prefix_states[key]
+        ids = prefix_ids[:length]
+        return self.backbone.prefix_cache.get(ids, layer_ids, lambda: self.backbone.encode_prefix(ids, layer_ids))
 
     # ------------------------------------------------------------------ similarity & calibration
     def to_float(self, vectors: np.ndarray) -> np.ndarray:
         """Vectors of the recipe's precision as float32 (packed binary unpacked to ±1)."""
-        return _as_float(np.atleast_2d(vectors), self.recipe.precision)
+        return as_float(np.atleast_2d(vectors), self.recipe.precision)
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Cosine similarity matrix ``(len(a), len(b))``; packed binary vectors are compared as ±1 vectors."""
         return cosine_matrix(self.to_float(a), self.to_float(b))
 
-    def calibrate(self, texts: Sequence[str], **kwargs: Any) -> Recipe:
-        """Fix int8/uint8 ranges from ``texts`` in the recipe, so each text's code no longer depends on its batch."""
-        float_recipe = self.recipe.replace(precision="float32")
-        saved, self.recipe = self.recipe, float_recipe
-        try:
-            vectors = self.encode(list(texts), **kwargs)
-        finally:
-            self.recipe = saved
+    def calibrate(self, texts: Sequence[str], **kwargs: Any) -> Embedder:
+        """An embedder whose int8/uint8 ranges are fixed from ``texts``, so a text's code no longer depends on
+        its batch (the ranges go into its recipe). ``kwargs`` as for :meth:`pool` (``side``, ``batch_size``)."""
+        pooled = self.pool(list(texts), [self.spec], **kwargs)[self.spec]
+        vectors = format_vectors(
+            pooled, normalize=self.recipe.normalize, truncate_dim=self.recipe.truncate_dim, precision="float32"
+        )
         ranges = np.stack([vectors.min(axis=0), vectors.max(axis=0)]).tolist()
-        self.recipe = self.recipe.replace(quantization_ranges=ranges)
-        return self.recipe
-
-    def save_sentence_transformers(self, path: str | Path) -> Path:
-        """Export as a sentence-transformers folder (where ST can express the recipe)."""
-        from llembed.st_compat import export_sentence_transformers
-
-        return export_sentence_transformers(self, Path(path))
+        return self.replace(quantization_ranges=ranges)
 
 
-def validate_texts(texts: Any) -> list[str]:
-    """A list of non-empty strings, or a clear error naming the first bad item."""
+def validate_texts(texts: Any, allow_empty: bool = False) -> list[str]:
+    """A list of strings (non-empty unless ``allow_empty``), or a clear error naming the first bad item."""
     if isinstance(texts, str):
         texts = [texts]
     if texts is None:
@@ -420,28 +414,27 @@ def validate_texts(texts: Any) -> list[str]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"text {index} is {type(text).__name__}, not str: {text!r:.60}")
-        if not text.strip():
+        if not allow_empty and not text.strip():
             raise InputError(f"text {index} is empty: an empty text has no meaning to embed")
     return texts
 
 
-def is_trained_output(path: Path) -> bool:
-    """A ``llembed train`` output folder: a recipe beside an adapter or model, no config.json of its own."""
-    return path.is_dir() and (path / "recipe.yaml").is_file() and not (path / "config.json").is_file()
-
-
-def _placeholder_id(tokenizer) -> int:
-    """Token Prepending's placeholder: its input embedding only matters below the first replaced block."""
-    for candidate in (tokenizer.unk_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id):
-        if candidate is not None:
-            return candidate
-    return 0
-
-
-def _tp(recipe: Recipe, template: PromptTemplate) -> tuple[int, int] | None:
-    if recipe.tp_layers is None or "{pst}" not in template.template:
-        return None
-    return (recipe.tp_layers[0], recipe.tp_layers[1])
+def _complete(backbone: Backbone, recipe: Recipe, model_defaults: Mapping[str, Any]) -> Recipe:
+    """Fill the recipe's ``None`` fields: the model folder's own defaults, then the decoder / encoder defaults,
+    then the strategy's (Token Prepending's blocks), then the model's length limit."""
+    fill = dict(DECODER_DEFAULTS if backbone.is_decoder else ENCODER_DEFAULTS) | dict(model_defaults)
+    changes = {key: value for key, value in fill.items() if getattr(recipe, key) is None}
+    recipe = recipe.replace(**changes) if changes else recipe
+    strategy = resolve_strategy(recipe.prompt, recipe.icl_examples)
+    changes = {k: v for k, v in strategy.recipe_defaults(backbone.num_layers).items() if getattr(recipe, k) is None}
+    if recipe.max_length is None:
+        changes["max_length"] = backbone.max_positions
+    recipe = recipe.replace(**changes) if changes else recipe
+    if recipe.max_length > backbone.max_positions:
+        raise RecipeError(f"max_length={recipe.max_length} exceeds the model's {backbone.max_positions} positions")
+    if pooling_ops.get_pooling(recipe.pooling).decoder_only and not backbone.is_decoder:
+        raise RecipeError(f"pooling {recipe.pooling!r} is for decoders; encoders have 'first' (CLS)")
+    return recipe
 
 
 def _average_layers(states: dict[int, torch.Tensor], layers: Sequence[int]) -> torch.Tensor:
@@ -450,15 +443,7 @@ def _average_layers(states: dict[int, torch.Tensor], layers: Sequence[int]) -> t
     return torch.stack([states[layer].float() for layer in layers]).mean(dim=0)
 
 
-def _progress_disabled(progress: bool | None, total: int, batch_size: int) -> bool:
-    if progress is None:
+def _progress_disabled(show_progress_bar: bool | None, total: int, batch_size: int) -> bool:
+    if show_progress_bar is None:
         return total <= 4 * batch_size
-    return not progress
-
-
-def _as_float(array: np.ndarray, precision: str) -> np.ndarray:
-    if precision in ("binary", "ubinary") and array.dtype in (np.uint8, np.int8):
-        packed = (array.astype(np.int16) + 128).astype(np.uint8) if precision == "binary" else array
-        bits = np.unpackbits(packed, axis=1)
-        return bits.astype(np.float32) * 2 - 1
-    return array.astype(np.float32)
+    return not show_progress_bar

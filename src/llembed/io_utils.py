@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from llembed.errors import InputError
@@ -47,9 +48,32 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def not_utf8(path: str | Path) -> InputError:
+    """The error for a file that isn't UTF-8: its name, and the byte offset and line of the first bad byte."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return InputError(
+            f"{path}: not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); "
+            "save the file as UTF-8"
+        )
+    return InputError(f"{path}: not UTF-8 text")
+
+
+@contextmanager
+def utf8_file(path: str | Path) -> Iterator[None]:
+    """Turn a ``UnicodeDecodeError`` while reading ``path`` into an :class:`InputError` that says where."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path) from exc
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line; a line that isn't a JSON object is an error naming it."""
-    with Path(path).open(encoding="utf-8") as handle:
+    with utf8_file(path), Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -55,6 +55,23 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.clip(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12, None)
 
 
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine of each row of ``a`` with the same row of ``b`` (float64, as MTEB computes pair scores)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(axis=1) / np.clip(norms, 1e-12, None)
+
+
 def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of every row of ``a`` with every row of ``b`` (float32)."""
     return unit_rows(a) @ unit_rows(b).T
+
+
+def as_float(array: np.ndarray, precision: str) -> np.ndarray:
+    """Vectors of ``precision`` as float32; packed binary is unpacked to ±1 per dimension."""
+    if precision in ("binary", "ubinary") and array.dtype in (np.uint8, np.int8):
+        packed = (array.astype(np.int16) + 128).astype(np.uint8) if precision == "binary" else array
+        bits = np.unpackbits(packed, axis=1)
+        return bits.astype(np.float32) * 2 - 1
+    return array.astype(np.float32)

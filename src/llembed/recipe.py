@@ -11,22 +11,26 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
 
 from llembed.errors import RecipeError
 from llembed.io_utils import atomic_write_text
+from llembed.pooling import POOLINGS, PoolingName
 
-POOLINGS = ("last", "eos", "mean", "weighted_mean", "first", "max")
-PRECISIONS = ("float32", "float16", "int8", "uint8", "binary", "ubinary")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-PADDING_SIDES = ("left", "right")
+Precision = Literal["float32", "float16", "int8", "uint8", "binary", "ubinary"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+PaddingSide = Literal["left", "right"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+DTYPES: tuple[str, ...] = get_args(DType)
+PADDING_SIDES: tuple[str, ...] = get_args(PaddingSide)
 
 LayerSpec = int | list[int] | str
+LAYER_HELP = "an index (-1 = final, 0 = embeddings), a list like [10, 20] or '10,20', or a slice like '-4:'"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Recipe:
     """How an LLM becomes an embedder. ``None`` fields take the backbone's own default when loaded.
 
@@ -41,21 +45,23 @@ class Recipe:
     """A strategy name (see ``llembed strategies``) or a custom template containing ``{text}``."""
     task: str | None = None
     """Default task description for ``{task}`` in instruction templates (queries)."""
-    pooling: str | None = None
+    pooling: PoolingName | None = None
     layer: LayerSpec = -1
     """Hidden-state index to pool from (0 = embeddings, -1 = final), a list of them, or a slice ``"-4:"``;
     several layers are averaged."""
     bidirectional: bool = False
     exclude_prompt: bool = False
     """Keep prompt/instruction tokens out of mean / weighted_mean / max pooling."""
-    dtype: str = "auto"
+    dtype: DType = "auto"
     max_length: int | None = None
-    padding_side: str | None = None
+    padding_side: PaddingSide | None = None
     truncation: bool = False
     """Texts longer than ``max_length`` are cut (from the end of the user text) instead of rejected."""
-    normalize: bool = True
+    normalize: bool | None = None
+    """L2-normalise the output (``None``: the model's default, which is ``True`` except for a
+    sentence-transformers folder without a ``Normalize`` module)."""
     truncate_dim: int | None = None
-    precision: str = "float32"
+    precision: Precision = "float32"
     quantization_ranges: list[list[float]] | None = None
     """Per-dimension [min, max] for int8/uint8 (from ``Embedder.calibrate``); without them the ranges come
     from the batch itself, as in sentence-transformers."""
@@ -70,24 +76,31 @@ class Recipe:
         self.validate()
 
     def validate(self) -> None:
-        if self.pooling is not None and self.pooling not in POOLINGS:
-            raise RecipeError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
-        if self.precision not in PRECISIONS:
-            raise RecipeError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if self.dtype not in DTYPES:
-            raise RecipeError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
-        if self.padding_side is not None and self.padding_side not in PADDING_SIDES:
-            raise RecipeError(f"padding_side must be 'left', 'right' or None, not {self.padding_side!r}")
-        if self.truncate_dim is not None and self.truncate_dim <= 0:
-            raise RecipeError(f"truncate_dim must be positive, not {self.truncate_dim}")
-        if self.max_length is not None and self.max_length <= 0:
-            raise RecipeError(f"max_length must be positive, not {self.max_length}")
-        if self.sparse_top_k is not None and self.sparse_top_k <= 0:
-            raise RecipeError(f"sparse_top_k must be positive, not {self.sparse_top_k}")
-        if self.tp_layers is not None and (len(self.tp_layers) != 2 or self.tp_layers[0] >= self.tp_layers[1]):
-            raise RecipeError(f"tp_layers must be [start, stop) with start < stop, not {self.tp_layers}")
-        if isinstance(self.layer, bool) or not isinstance(self.layer, int | list | str):
-            raise RecipeError(f"layer must be an int, a list of ints or a slice string, not {self.layer!r}")
+        """Each bad value is one line naming the field and what it allows."""
+        _choice("pooling", self.pooling, tuple(POOLINGS), optional=True)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("dtype", self.dtype, DTYPES)
+        _choice("padding_side", self.padding_side, PADDING_SIDES, optional=True)
+        for name in ("truncate_dim", "max_length", "sparse_top_k"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise RecipeError(f"{name} must be a positive integer, not {value!r}")
+        for name in ("bidirectional", "exclude_prompt", "truncation"):
+            if not isinstance(getattr(self, name), bool):
+                raise RecipeError(f"{name} must be true or false, not {getattr(self, name)!r}")
+        if self.normalize is not None and not isinstance(self.normalize, bool):
+            raise RecipeError(f"normalize must be true or false, not {self.normalize!r}")
+        if self.tp_layers is not None and (
+            len(self.tp_layers) != 2
+            or not all(isinstance(i, int) for i in self.tp_layers)
+            or self.tp_layers[0] >= self.tp_layers[1]
+        ):
+            raise RecipeError(f"tp_layers must be [start, stop) with start < stop, not {self.tp_layers!r}")
+        parse_layer_spec(self.layer)
+        if self.prompt is not None:
+            from llembed.prompts import resolve_strategy
+
+            resolve_strategy(self.prompt, self.icl_examples)
 
     def replace(self, **changes: Any) -> Recipe:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -145,6 +158,37 @@ class Recipe:
         return recipe
 
 
+def _choice(name: str, value: Any, allowed: tuple[str, ...], optional: bool = False) -> None:
+    if (value is None and optional) or value in allowed:
+        return
+    raise RecipeError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+
+
+def parse_layer_spec(spec: LayerSpec) -> list[int] | slice:
+    """A layer spec's indices (or slice), before the model's depth is known; a bad one is a :class:`RecipeError`."""
+    bad = RecipeError(f"layer {spec!r} is not {LAYER_HELP}")
+    if isinstance(spec, bool):
+        raise bad
+    if isinstance(spec, int):
+        return [spec]
+    if isinstance(spec, list | tuple):
+        if not spec or not all(isinstance(i, int) and not isinstance(i, bool) for i in spec):
+            raise bad
+        return list(spec)
+    if not isinstance(spec, str):
+        raise bad
+    try:
+        if ":" in spec:
+            parts = spec.split(":")
+            if len(parts) != 2:
+                raise bad
+            start, stop = (int(part) if part.strip() else None for part in parts)
+            return slice(start, stop)
+        return [int(part) for part in spec.split(",")]
+    except ValueError as exc:
+        raise bad from exc
+
+
 def resolve_layers(spec: LayerSpec, num_layers: int) -> list[int]:
     """Turn a layer spec into sorted absolute hidden-state indices in ``[0, num_layers]``.
 
@@ -152,23 +196,8 @@ def resolve_layers(spec: LayerSpec, num_layers: int) -> list[int]:
     ``output_hidden_states``.
     """
     total = num_layers + 1
-    if isinstance(spec, str):
-        parts = spec.split(":")
-        if len(parts) == 1:
-            indices = [int(parts[0])]
-        elif len(parts) == 2:
-            try:
-                start = int(parts[0]) if parts[0].strip() else None
-                stop = int(parts[1]) if parts[1].strip() else None
-            except ValueError as exc:
-                raise RecipeError(f"layer slice {spec!r} is not of the form 'start:stop'") from exc
-            indices = list(range(total))[slice(start, stop)]
-        else:
-            raise RecipeError(f"layer slice {spec!r} is not of the form 'start:stop'")
-    elif isinstance(spec, int):
-        indices = [spec]
-    else:
-        indices = list(spec)
+    parsed = parse_layer_spec(spec)
+    indices = list(range(total))[parsed] if isinstance(parsed, slice) else parsed
     if not indices:
         raise RecipeError(f"layer spec {spec!r} selects no layer (the model has {num_layers} layers)")
     resolved = set()

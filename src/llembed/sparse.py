@@ -1,21 +1,47 @@
 """Sparse lexical vectors from the LM head (PromptReps, Zhuang et al., 2024, arXiv:2404.18424).
 
 At the pooled position the LM head's logits over the vocabulary become term weights
-``log(1 + relu(logits))``; only the ``top_k`` largest are kept.
+``log(1 + relu(logits))``; only the ``top_k`` largest are kept. States below the final layer go through the
+final norm first (the logit lens); an averaged set of layers averages the normed states, so the final layer's
+own (already normed) state is never normed twice and the others never skip the norm.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse
 import torch
 
+if TYPE_CHECKING:
+    from llembed.backbone import Backbone
 
-def lexical_weights(logits: torch.Tensor, top_k: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weights, token ids) of each row's ``top_k`` largest ``log1p(relu(logits))``; zero weights dropped later."""
+
+@torch.inference_mode()
+def lm_logits(backbone: Backbone, pooled_by_layer: Mapping[int, torch.Tensor]) -> torch.Tensor:
+    """LM-head logits (float32, CPU) of the mean over layers of pooled states, each put through the logit lens."""
+    norm = backbone.final_norm()
+    lensed = []
+    for layer, pooled in pooled_by_layer.items():
+        states = pooled.to(backbone.device, backbone.dtype)
+        if layer < backbone.num_layers and norm is not None:
+            states = norm(states)
+        lensed.append(states.float())
+    mean = torch.stack(lensed).mean(dim=0).to(backbone.dtype)
+    return backbone.lm_head()(mean).float().cpu()
+
+
+def lexical_weights(
+    logits: torch.Tensor, top_k: int | None, vocab_size: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weights, token ids) of each row's ``top_k`` largest ``log1p(relu(logits))``; zero weights dropped later.
+
+    LM-head rows from ``vocab_size`` on (padding of the embedding matrix: no token has them) get no weight."""
     weights = torch.log1p(torch.relu(logits.float()))
+    if vocab_size is not None and vocab_size < weights.shape[-1]:
+        weights[..., vocab_size:] = 0
     k = weights.shape[-1] if top_k is None else min(top_k, weights.shape[-1])
     values, ids = weights.topk(k, dim=-1)
     return values, ids

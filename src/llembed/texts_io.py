@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from llembed.errors import InputError
-from llembed.io_utils import atomic_write, iter_jsonl
+from llembed.io_utils import atomic_write, iter_jsonl, utf8_file
 
 READ_FORMATS = (".txt", ".jsonl", ".csv", ".parquet")
 WRITE_FORMATS = (".npy", ".parquet")
@@ -25,6 +25,11 @@ def read_texts(path: str | Path, column: str = "text", id_column: str | None = "
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input file not found: {path}")
+    with utf8_file(path):
+        return _read_texts(path, column, id_column)
+
+
+def _read_texts(path: Path, column: str, id_column: str | None) -> TextTable:
     suffix = path.suffix.lower()
     if suffix == ".txt":
         lines = path.read_text(encoding="utf-8").split("\n")
@@ -59,6 +64,19 @@ def read_texts(path: str | Path, column: str = "text", id_column: str | None = "
         ids = frame[id_column].tolist() if id_column and id_column in frame.columns else None
         return TextTable(texts, ids)
     raise InputError(f"{path}: unsupported input format {suffix!r}; use one of {', '.join(READ_FORMATS)}")
+
+
+def check_output(path: str | Path) -> Path:
+    """Refuse an output path before any work is done: a known format, in a folder that exists."""
+    path = Path(path)
+    suffix = path.suffix.lower() or "(none)"
+    if suffix not in WRITE_FORMATS:
+        raise InputError(f"{path}: unsupported output format {suffix!r}; use one of {', '.join(WRITE_FORMATS)}")
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: the folder {path.parent} does not exist; create it first")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give a file name ending in {' or '.join(WRITE_FORMATS)}")
+    return path
 
 
 def write_vectors(path: str | Path, vectors: np.ndarray, ids: list | None = None) -> Path:

@@ -21,6 +21,8 @@ class TokenizedText:
     ids: list[int]
     text_mask: list[bool]
     pst_index: int | None = None
+    truncated: bool = False
+    """The text was cut to fit ``max_length``."""
 
 
 @dataclass
@@ -53,6 +55,7 @@ class PromptTokenizer:
         append_eos: bool = False,
         placeholder_id: int | None = None,
     ) -> None:
+        """``placeholder_id``: the token put at a template's ``{pst}`` (default: UNK, else EOS, else PAD)."""
         if not getattr(tokenizer, "is_fast", False):
             raise InputError("llembed needs a fast (Rust) tokenizer: it maps tokens to characters via offsets")
         self.tokenizer = tokenizer
@@ -65,7 +68,9 @@ class PromptTokenizer:
                 raise InputError("pooling 'eos' needs a tokenizer with an EOS token")
             if not self.suffix_ids or self.suffix_ids[-1] != tokenizer.eos_token_id:
                 self.eos_ids = [tokenizer.eos_token_id]
-        self.placeholder_id = placeholder_id
+        self.placeholder_id = _placeholder_id(tokenizer) if placeholder_id is None else placeholder_id
+        # an empty text under a plain prompt, with a tokenizer that adds nothing, would give no token at all
+        self.empty_ids = [tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id]
 
     @property
     def num_special(self) -> int:
@@ -103,6 +108,8 @@ class PromptTokenizer:
                 mask += [_in_spans(start + s, start + e, item.pooled_spans) for s, e in offsets]
             ids += self.suffix_ids + self.eos_ids
             mask += [False] * (len(self.suffix_ids) + len(self.eos_ids))
+            if not ids:
+                ids, mask = list(self.empty_ids), [False]
             out.append(TokenizedText(ids, mask, pst_index))
         return out
 
@@ -118,17 +125,21 @@ class PromptTokenizer:
         return list(self.prefix_ids_special) + ids
 
     def tokenize_texts(
-        self, texts: Sequence[str], template: PromptTemplate, task: str | None = None
+        self, texts: Sequence[str], template: PromptTemplate, task: str | None = None, truncation: bool | None = None
     ) -> list[TokenizedText]:
-        """Render and tokenize; texts over ``max_length`` are cut (truncation) or rejected."""
+        """Render and tokenize; texts over ``max_length`` are cut (``truncation``, default the tokenizer's own
+        setting) or rejected."""
+        truncation = self.truncation if truncation is None else truncation
         tokenized = self.tokenize([template.render(text, task) for text in texts])
         for i, item in enumerate(tokenized):
             if len(item.ids) > self.max_length:
-                tokenized[i] = self._fit(texts[i], template, task, len(item.ids), i)
+                tokenized[i] = self._fit(texts[i], template, task, len(item.ids), i, truncation)
         return tokenized
 
-    def _fit(self, text: str, template: PromptTemplate, task: str | None, length: int, index: int) -> TokenizedText:
-        if not self.truncation:
+    def _fit(
+        self, text: str, template: PromptTemplate, task: str | None, length: int, index: int, truncation: bool
+    ) -> TokenizedText:
+        if not truncation:
             raise InputError(
                 f"text {index} is {length} tokens long with its prompt, over max_length={self.max_length}; "
                 "shorten it, raise max_length, or pass truncation=True to cut it"
@@ -140,9 +151,18 @@ class PromptTokenizer:
             cut = text[: offsets[keep - 1][1]]
             item = self.tokenize([template.render(cut, task)])[0]
             if len(item.ids) <= self.max_length:
+                item.truncated = True
                 return item
             keep -= 1
         raise InputError(f"the prompt alone is longer than max_length={self.max_length} tokens")
+
+
+def _placeholder_id(tokenizer) -> int:
+    """A placeholder's input embedding only matters below the first block that overwrites it."""
+    for candidate in (tokenizer.unk_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id):
+        if candidate is not None:
+            return candidate
+    return 0
 
 
 def _special_wrapping(tokenizer) -> tuple[list[int], list[int]]:
@@ -157,7 +177,8 @@ def _special_wrapping(tokenizer) -> tuple[list[int], list[int]]:
 
 
 def _in_spans(start: int, end: int, spans: tuple[tuple[int, int], ...]) -> bool:
-    return end > start and any(start < b and end > a for a, b in spans)
+    # an empty text's span has no characters, so no token is the text (not even one that straddles it)
+    return end > start and any(a < b and start < b and end > a for a, b in spans)
 
 
 def collate(items: Sequence[TokenizedText], pad_id: int, padding_side: str, prefix_length: int = 0) -> TokenBatch:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,11 +12,21 @@ from llembed.evaluation.bundled import load_bundled
 from llembed.recipe import Recipe
 
 BAD_LINES = {
-    # line in a.jsonl → the malformed row written there
+    # line in a.jsonl → the special row written there: two malformed rows, and a row whose text is empty (kept,
+    # embedded as the model sees an empty text, and counted, as mteb scores such corpora)
     3: "{not json",
     6: json.dumps({"id": "no-text", "title": "a row without its text field"}),
     9: json.dumps({"id": "empty", "text": "   "}),
 }
+EMPTY_ROW = ("empty", "   ")
+EMPTY_ROW_INDEX = 6  # the 7th kept row of a.jsonl (line 9)
+
+
+def kept_rows(scifact_rows):
+    """(id, text) of every row embed-corpus keeps, in input order: the good ones and the empty one."""
+    rows = list(scifact_rows)
+    rows.insert(EMPTY_ROW_INDEX, EMPTY_ROW)
+    return rows
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +38,8 @@ def scifact_rows():
 
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory, scifact_rows):
-    """``a.jsonl`` (36 good rows, 3 bad ones, a blank line) and ``sub/b.parquet`` (24 rows, row groups of 5)."""
+    """``a.jsonl`` (36 good rows, 2 malformed, 1 empty text, a blank line) and ``sub/b.parquet`` (24 rows, row groups
+    of 5)."""
     folder = tmp_path_factory.mktemp("corpus")
     lines, good = [], iter(scifact_rows[:36])
     while len(lines) < 36 + len(BAD_LINES):
@@ -64,5 +76,33 @@ def local_output(tmp_path_factory, corpus_dir, tiny_recipe):
     from llembed.corpus import embed_corpus
 
     out = tmp_path_factory.mktemp("vectors") / "local"
-    summary = embed_corpus([corpus_dir], out, tiny_recipe, shard_rows=8, runner="local", progress=False)
+    summary = embed_corpus([corpus_dir], out, tiny_recipe, shard_rows=8, runner="local", show_progress_bar=False)
     return out, summary
+
+
+@pytest.fixture(scope="session")
+def big_corpus(tmp_path_factory):
+    """1,200 real SciFact abstracts (120 shards of 10): long enough to kill a job in the middle."""
+    from llembed.evaluation.bundled import load_bundled
+
+    folder = tmp_path_factory.mktemp("big")
+    rows = list(load_bundled("scifact").corpus.items())[:1200]
+    with (folder / "docs.jsonl").open("w") as handle:
+        for doc_id, text in rows:
+            handle.write(json.dumps({"id": doc_id, "text": text[:300]}) + "\n")
+    return folder, [doc_id for doc_id, _ in rows]
+
+
+@pytest.fixture(scope="session")
+def big_reference(tmp_path_factory, big_corpus, tiny_recipe):
+    out = tmp_path_factory.mktemp("big-local") / "out"
+    from llembed.corpus import embed_corpus, read_vectors
+
+    embed_corpus([big_corpus[0]], out, tiny_recipe, shard_rows=10, runner="local", show_progress_bar=False)
+    return read_vectors(out)
+
+
+@pytest.fixture(scope="session")
+def recipe_file(tmp_path_factory, tiny_recipe) -> Path:
+    """The reference's recipe (float32: ``auto`` would be bf16 on a CPU with native bf16)."""
+    return tiny_recipe.save(tmp_path_factory.mktemp("recipe") / "tiny.yaml")

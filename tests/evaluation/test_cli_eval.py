@@ -134,3 +134,47 @@ def test_suite_with_a_custom_grid_writes_the_report(tmp_path, model_dir):
     assert {c["variant"] for c in cells if c["task"] == "SciFact"} == {"dense", "sparse", "hybrid"}
     again = runner.invoke(app, args + ["--format", "json"])
     assert _json(again)["meta"]["computed"] == 0  # everything came from the cache
+
+
+def test_eval_scores_a_corpus_with_empty_and_over_long_documents(tmp_path, model_dir):
+    """Real BEIR corpora hold empty records and documents longer than the model: mteb keeps the first (embedded
+    as an empty text) and cuts the second; so does ``llembed eval``, and it says how many there were."""
+    import math
+
+    import numpy as np
+
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    long_text = "The committee reviewed the long report on river pollution. " * 120  # ~1,300 tokens > 512
+    corpus = {"d1": "Guitars have six strings.", "d2": "", "d3": long_text, "d4": "Cats sleep most of the day."}
+    queries = {"q1": "How many strings does a guitar have?", "q2": "river pollution report"}
+    qrels = {"q1": "d1", "q2": "d3"}
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in corpus.items()))
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in queries.items()))
+    (folder / "qrels" / "test.tsv").write_text("".join(f"{q}\t{d}\t1\n" for q, d in qrels.items()))
+    args = ["eval", "--model", model_dir, "--data", str(folder), "--format", "json", "--dtype", "float32"]
+    result = _json(runner.invoke(app, args))["results"][0]
+    assert (result["efficiency"]["empty"], result["efficiency"]["truncated"]) == (1, 1)
+
+    # the same by hand: the empty text's vector is its prompt's, the long one is cut at max_length
+    embedder = Embedder.from_pretrained(model_dir, dtype="float32", truncation=True)
+    docs = np.concatenate(
+        [
+            embedder.encode_documents([corpus["d1"]]),
+            embedder.format(embedder.pool([""], [embedder.spec], side="document", strict=False)[embedder.spec]),
+            embedder.encode_documents([corpus["d3"], corpus["d4"]]),
+        ]
+    )
+    scores = embedder.similarity(embedder.encode_queries(list(queries.values())), docs)
+    ids = list(corpus)
+    ndcg = []
+    for row, query in enumerate(queries):
+        ranking = [ids[i] for i in np.argsort(-scores[row], kind="stable")]
+        ndcg.append(1 / math.log2(ranking.index(qrels[query]) + 2))
+    assert result["scores"]["ndcg_at_10"] == pytest.approx(100 * sum(ndcg) / 2, abs=1e-4)
+
+    import re
+
+    table = runner.invoke(app, args[:-4] + ["--dtype", "float32"])  # the table: its last columns count them
+    assert table.exit_code == 0
+    assert re.search(r"dense .*│\s+1 │\s+1 │\s*$", table.stdout, re.MULTILINE), table.stdout

@@ -5,8 +5,8 @@ import pytest
 from llembed import Embedder
 from llembed.evaluation.bundled import load_bundled, subsample_pairs, subsample_retrieval
 from llembed.evaluation.evaluate import evaluate
-from llembed.evaluation.mteb_adapter import MTEBEncoder
 from llembed.evaluation.tasks import make_task
+from llembed.integrations.mteb import MTEBEncoder
 
 mteb = pytest.importorskip("mteb")
 

@@ -25,7 +25,11 @@ TEXTS = ["A man is playing a guitar.", "Two dogs run on the beach.", "The stock 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory, tiny_embedder, corpus_file):
     path = build_index(
-        tiny_embedder, read_corpus([corpus_file]), tmp_path_factory.mktemp("i") / "sf", sparse=True, progress=False
+        tiny_embedder,
+        read_corpus([corpus_file]),
+        tmp_path_factory.mktemp("i") / "sf",
+        sparse=True,
+        show_progress_bar=False,
     )
     return VectorIndex.load(path, tiny_embedder)
 
@@ -129,6 +133,8 @@ BAD_INPUTS = [
     (b"[1, 2]", 400, None, "must be a JSON object"),
     (b"", 400, None, "body is empty"),
     (b'{"input": "' + b"a" * 30_000 + b'"}', 413, None, "at most 20000"),
+    (b'{"input": ' + b"[" * 9000 + b"]" * 9000 + b"}", 400, None, "nests JSON too deeply"),
+    (b'{"input": ' + b"[" * 500 + b"1" + b"]" * 500 + b"}", 400, "input", "a non-empty list of token ids"),
 ]
 
 

@@ -46,7 +46,7 @@ def test_queued_requests_merge_and_each_gets_its_own_rows(tiny_embedder):
     try:
         futures = [batcher.submit(TEXTS[2 * i : 2 * i + 2], tokens=10) for i in range(8)]
         release()
-        results = [f.result(30) for f in futures]
+        results = [f.result(30)[tiny_embedder.spec] for f in futures]
     finally:
         batcher.close()
     assert [r.requests for r in records] == [1, 8]  # the 8 queued requests became one model call
@@ -64,7 +64,7 @@ def test_requests_of_another_side_or_task_are_not_merged(tiny_embedder):
             batcher.submit(TEXTS[6:8], "query", "Find the topic"),
         ]
         release()
-        results = [f.result(30) for f in futures]
+        results = [f.result(30)[tiny_embedder.spec] for f in futures]
     finally:
         batcher.close()
     assert [r.requests for r in records] == [1, 2, 1, 1]  # only the two plain-text requests shared a call
@@ -92,8 +92,8 @@ def test_a_bad_request_fails_alone(tiny_embedder):
         bad = batcher.submit(["word " * 50])
         also_good = batcher.submit(["another fine text"])
         release()
-        assert torch.allclose(good.result(30), _pool(strict, ["fine text"]), atol=1e-5)
-        assert torch.allclose(also_good.result(30), _pool(strict, ["another fine text"]), atol=1e-5)
+        assert torch.allclose(good.result(30)[strict.spec], _pool(strict, ["fine text"]), atol=1e-5)
+        assert torch.allclose(also_good.result(30)[strict.spec], _pool(strict, ["another fine text"]), atol=1e-5)
         with pytest.raises(InputError, match="over max_length"):
             bad.result(30)
     finally:
@@ -103,6 +103,8 @@ def test_a_bad_request_fails_alone(tiny_embedder):
 def test_a_lone_request_runs_without_waiting_for_company(tiny_embedder):
     batcher = DynamicBatcher(tiny_embedder, max_wait_ms=1)
     try:
-        assert torch.allclose(batcher.submit(TEXTS[:3]).result(30), _pool(tiny_embedder, TEXTS[:3]), atol=1e-5)
+        assert torch.allclose(
+            batcher.submit(TEXTS[:3]).result(30)[tiny_embedder.spec], _pool(tiny_embedder, TEXTS[:3]), atol=1e-5
+        )
     finally:
         batcher.close()

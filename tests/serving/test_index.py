@@ -23,7 +23,7 @@ QUERIES = ["white matter development in newborns", "genetic variation and diseas
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_embedder, corpus_file):
     out = tmp_path_factory.mktemp("idx") / "scifact"
-    build_index(tiny_embedder, read_corpus([corpus_file]), out, sparse=True, progress=False)
+    build_index(tiny_embedder, read_corpus([corpus_file]), out, sparse=True, show_progress_bar=False)
     return VectorIndex.load(out, tiny_embedder)
 
 
@@ -73,7 +73,7 @@ def test_fusion_by_hand():
 
 def test_hnsw_finds_the_exact_top_hits_on_a_small_corpus(tmp_path, tiny_embedder, corpus_file, built):
     hnsw = VectorIndex.load(
-        build_index(tiny_embedder, read_corpus([corpus_file]), tmp_path / "h", kind="hnsw", progress=False),
+        build_index(tiny_embedder, read_corpus([corpus_file]), tmp_path / "h", kind="hnsw", show_progress_bar=False),
         tiny_embedder,
     )
     assert json.loads((hnsw.path / "manifest.json").read_text())["kind"] == "hnsw"
@@ -97,12 +97,12 @@ def test_a_killed_build_resumes_from_its_finished_chunks(tmp_path, tiny_embedder
     monkeypatch.setattr(tiny_embedder, "pool", pool)
     kill = True
     with pytest.raises(Killed):
-        build_index(tiny_embedder, corpus, tmp_path / "r", sparse=True, progress=False)
+        build_index(tiny_embedder, corpus, tmp_path / "r", sparse=True, show_progress_bar=False)
     assert not (tmp_path / "r").exists()  # nothing half-written where the index goes
     assert len(list((tmp_path / "r.partial").glob("dense-*.npy"))) == 2
     calls.clear()
     kill = False
-    build_index(tiny_embedder, corpus, tmp_path / "r", sparse=True, progress=False)
+    build_index(tiny_embedder, corpus, tmp_path / "r", sparse=True, show_progress_bar=False)
     assert calls == [16, 12]  # only chunks 3 and 4 (rows 32–59) were embedded again
     assert not (tmp_path / "r.partial").exists()
     resumed = VectorIndex.load(tmp_path / "r", tiny_embedder)

@@ -40,9 +40,9 @@ def test_query_shows_the_top_hits_of_two_recipes_side_by_side(browser, tmp_path,
     from selenium.webdriver.support.ui import WebDriverWait
 
     corpus = read_corpus([corpus_file])
-    last = build_index(tiny_embedder, corpus, tmp_path / "last", sparse=True, progress=False)
+    last = build_index(tiny_embedder, corpus, tmp_path / "last", sparse=True, show_progress_bar=False)
     mean_embedder = tiny_embedder.replace(pooling="mean")
-    mean = build_index(mean_embedder, corpus, tmp_path / "mean", progress=False)
+    mean = build_index(mean_embedder, corpus, tmp_path / "mean", show_progress_bar=False)
     indexes = {"last": VectorIndex.load(last, tiny_embedder), "mean": VectorIndex.load(mean, mean_embedder)}
     with running(create_app({"tiny": tiny_embedder}, indexes)) as base:
         browser.get(base + "/")

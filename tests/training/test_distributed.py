@@ -18,6 +18,7 @@ SCRIPT = textwrap.dedent(
         data=[data], output_dir=out, recipe={"model": model, "prompt": "prompteol", "pooling": "mean"},
         batch_size=8, chunk_size=None if chunk == "none" else int(chunk), max_steps=3, save_every=3,
         learning_rate=1e-3, warmup_steps=0, lora={"r": 4, "alpha": 8, "dropout": 0.0}, seed=3,
+        bf16="false",  # exact equality is fp32 math: bf16 autocast rounds differently per chunk and per process
     )
     Trainer(config).train()
     """

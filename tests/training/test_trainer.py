@@ -60,12 +60,15 @@ def test_output_folder_loads_as_the_tuned_embedder(tiny_config, tmp_path):
     }
     texts = ["A man is playing a guitar.", "Two dogs run on the beach.", "Cats sleep."]
     tuned = trainer.embedder.encode(texts)
-    merged = Embedder.from_pretrained(str(out))  # recipe.yaml → model/ (merged weights)
+    # recipe.yaml → model/ (merged weights); float32 as the trainer's own embedder (auto is bf16 on some CPUs)
+    merged = Embedder.from_pretrained(str(out), dtype="float32")
     assert abs(merged.encode(texts) - tuned).max() < 1e-5
-    adapter_recipe = merged.recipe.replace(model=str(trainer.config.recipe["model"]), adapter=str(out / "adapter"))
+    adapter_recipe = merged.recipe.replace(
+        model=str(trainer.config.recipe["model"]), adapter=str(out / "adapter"), dtype="float32"
+    )
     with_adapter = Embedder.from_recipe(adapter_recipe)
     assert abs(with_adapter.encode(texts) - tuned).max() < 1e-5
-    base = Embedder.from_pretrained(str(trainer.config.recipe["model"]), prompt="none", pooling="mean")
+    base = Embedder.from_pretrained(str(trainer.config.recipe["model"]), prompt="none", pooling="mean", dtype="float32")
     assert abs(base.encode(texts) - tuned).max() > 1e-3  # training changed something
 
     from sentence_transformers import SentenceTransformer

@@ -22,15 +22,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llembed.corpus.manifest import FORMAT, MANIFEST, read_manifest
 from llembed.corpus.plan import Shard, fingerprint, plan_shards
 from llembed.corpus.shards import ShardOptions, embed_shard, shard_file, shard_metadata
 from llembed.errors import InputError
 from llembed.io_utils import atomic_write_text
-from llembed.model_sources import locate
+from llembed.model_sources import DEFAULT_MODEL
 from llembed.recipe import Recipe
 
-MANIFEST = "_manifest.json"
-FORMAT = "llembed-vectors/1"
 RUNNERS = ("auto", "ray", "local")
 
 
@@ -48,6 +47,10 @@ class CorpusSummary:
     rows_this_run: int
     seconds: float
     duplicate_ids: list[str] = field(default_factory=list)
+    empty: int = 0
+    """Rows whose text was empty: embedded as the model sees an empty text (prompt included)."""
+    truncated: int = 0
+    """Rows whose text was cut at the recipe's ``max_length``."""
 
     @property
     def rows_per_second(self) -> float:
@@ -66,26 +69,14 @@ class CorpusSummary:
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 2),
             "duplicate_ids": self.duplicate_ids[:20],
+            "empty": self.empty,
+            "truncated": self.truncated,
         }
 
 
 def resolve_recipe(recipe: Recipe) -> Recipe:
     """The recipe with its model named as the loaded embedder names it, so hashes match without loading it."""
-    return recipe if recipe.model is not None else recipe.replace(model=locate(None).name)
-
-
-def read_manifest(output: str | Path) -> dict:
-    path = Path(output) / MANIFEST
-    if not path.is_file():
-        raise InputError(f"{output} is not an embed-corpus output (no {MANIFEST})")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT:
-        raise InputError(f"{path}: unknown format {manifest.get('format')!r} (expected {FORMAT})")
-    return manifest
-
-
-def is_vectors_folder(path: str | Path) -> bool:
-    return (Path(path) / MANIFEST).is_file()
+    return recipe if recipe.model is not None else recipe.replace(model=DEFAULT_MODEL)
 
 
 def embed_corpus(
@@ -100,7 +91,7 @@ def embed_corpus(
     address: str | None = None,
     num_cpus: int | None = None,
     overwrite: bool = False,
-    progress: bool = True,
+    show_progress_bar: bool = True,
 ) -> CorpusSummary:
     """Embed every row of ``inputs`` as a document with ``recipe`` into parquet shards under ``output``.
 
@@ -135,7 +126,7 @@ def embed_corpus(
     pending = [s for s in shards if not shard_file(output, s.name).is_file()]
     done_rows = manifest["rows"] - sum(s.rows for s in pending)
     started = time.perf_counter()
-    bar = _progress_bar(manifest["rows"], done_rows, progress)
+    bar = _progress_bar(manifest["rows"], done_rows, show_progress_bar)
     with bar:
 
         def on_shard(summary: dict) -> None:
@@ -197,12 +188,15 @@ def _finish(
     import pyarrow.parquet as pq
 
     errors, vectors, seen, duplicates, recipes = [], 0, set(), [], {}
+    counts = {"empty": 0, "truncated": 0}
     for entry in manifest["shards"]:
         path = shard_file(output, entry["name"])
         if not path.is_file():
             raise InputError(f"shard {entry['name']} was not written; re-run the same command to finish it")
         meta = shard_metadata(path)
         errors += meta["errors"]
+        for key in counts:
+            counts[key] += meta.get("counts", {}).get(key, 0)
         recipes[meta["recipe_hash"]] = meta["recipe"]
         ids = pq.read_table(path, columns=["id"]).column("id").to_pylist()
         vectors += len(ids)
@@ -230,6 +224,7 @@ def _finish(
         rows_this_run,
         seconds,
         duplicates,
+        **counts,
     )
     atomic_write_text(output / "summary.json", json.dumps(summary.to_dict(), indent=1) + "\n")
     return summary

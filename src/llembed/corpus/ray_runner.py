@@ -14,7 +14,7 @@ from pathlib import Path
 from llembed.corpus.plan import Shard
 from llembed.corpus.shards import ShardOptions, embed_shard
 from llembed.errors import InputError, LlembedError
-from llembed.ray_session import ensure_ray
+from llembed.integrations.ray import ensure_ray
 from llembed.recipe import Recipe
 
 

@@ -40,8 +40,8 @@ def _check(row, text_field: str, id_field: str, label: str) -> tuple[str | None,
     text = row.get(text_field)
     if text_field not in row:
         return f"no {text_field!r} field", "", ""
-    if not isinstance(text, str) or not text.strip():
-        return f"field {text_field!r} is not a non-empty string: {text!r:.40}", "", ""
+    if not isinstance(text, str):  # an empty string stays: it is embedded as the model sees it, and counted
+        return f"field {text_field!r} is not a string: {text!r:.40}", "", ""
     doc_id = row.get(id_field)
     if doc_id is None:
         return None, label, text  # no id column: the row's place is its id

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from llembed.corpus.manifest import FORMAT, read_manifest
 from llembed.corpus.plan import Shard
 from llembed.corpus.rows import read_shard
 from llembed.embedder import Embedder
@@ -63,10 +64,18 @@ def embed_shard(embedder: Embedder, shard: Shard, output: Path, options: ShardOp
         place = f"line {first['line']}" if "line" in first else f"row {first['row']}"
         raise InputError(f"{first['file']}: {place}: {first['error']} (--on-error skip reports it and goes on)")
     dimension = embedder.dimension
+    counts = {"empty": 0, "truncated": 0}
     if rows.texts:
+        # real corpora hold empty and over-long documents: embedded as mteb does, and counted
         pooled = embedder.pool(
-            rows.texts, [embedder.spec], side="document", batch_size=options.batch_size, progress=False
+            rows.texts,
+            embedder.specs(options.sparse),
+            side="document",
+            batch_size=options.batch_size,
+            show_progress_bar=False,
+            strict=False,
         )
+        counts = {key: int(embedder.last_stats[key]) for key in counts}
         vectors = embedder.to_float(embedder.format(pooled[embedder.spec])).astype(np.float32)
         dimension = vectors.shape[1]
     else:
@@ -76,18 +85,19 @@ def embed_shard(embedder: Embedder, shard: Shard, output: Path, options: ShardOp
         columns["text"] = pa.array(rows.texts, pa.string())
     columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dimension)
     if options.sparse:
-        matrix = embedder.sparse(pooled[embedder.spec]) if rows.texts else None
+        matrix = embedder.sparse(pooled) if rows.texts else None
         indices = [matrix.indices[matrix.indptr[i] : matrix.indptr[i + 1]].tolist() for i in range(len(rows.ids))]
         values = [matrix.data[matrix.indptr[i] : matrix.indptr[i + 1]].tolist() for i in range(len(rows.ids))]
         columns["sparse_indices"] = pa.array(indices, pa.list_(pa.int32()))
         columns["sparse_values"] = pa.array(values, pa.list_(pa.float32()))
     meta = {
-        "format": "llembed-vectors/1",
+        "format": FORMAT,
         "request_hash": request_hash,
         "recipe_hash": embedder.recipe.digest(),
         "recipe": embedder.recipe.to_dict(),
         "shard": shard.to_dict() | {"path": None},  # where the input lived is no part of the result
         "errors": rows.errors,
+        "counts": counts,
     }
     if options.sparse:
         meta["vocab_size"] = embedder.lm_vocab_size
@@ -98,6 +108,7 @@ def embed_shard(embedder: Embedder, shard: Shard, output: Path, options: ShardOp
         "rows": shard.rows,
         "vectors": len(rows.ids),
         "errors": len(rows.errors),
+        **counts,
         "seconds": time.perf_counter() - started,
     }
 
@@ -126,8 +137,6 @@ def read_vectors(output: str | Path, vocab_size: int | None = None) -> Vectors:
     """Load every shard of a finished output folder (see :func:`llembed.corpus.job.embed_corpus`)."""
     import pyarrow.parquet as pq
     import scipy.sparse
-
-    from llembed.corpus.job import read_manifest
 
     output = Path(output)
     manifest = read_manifest(output)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from llembed.errors import InputError
-from llembed.io_utils import iter_jsonl
+from llembed.io_utils import iter_jsonl, utf8_file
 
 TASK_TYPES = ("sts", "pair", "classification", "clustering", "retrieval", "reranking")
 
@@ -68,7 +68,7 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
 
 
 def _read_tsv(path: Path, required: tuple[str, ...]) -> list[dict]:
-    with path.open(encoding="utf-8", newline="") as handle:
+    with utf8_file(path), path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         missing = [name for name in required if name not in (reader.fieldnames or [])]
         if missing:
@@ -177,7 +177,7 @@ def _load_beir(dataset: Dataset, split: str) -> None:
     for row in _read_jsonl(folder / "queries.jsonl", ("_id", "text")):
         dataset.queries[str(row["_id"])] = row["text"]
     qrels_file = folder / "qrels" / f"{split}.tsv"
-    with qrels_file.open(encoding="utf-8") as handle:
+    with utf8_file(qrels_file), qrels_file.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             parts = line.rstrip("\n").split("\t")
             if number == 1 and not parts[-1].lstrip("-").isdigit():

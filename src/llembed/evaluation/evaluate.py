@@ -21,6 +21,10 @@ class Efficiency:
     tokens: int = 0
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    empty: int = 0
+    """Texts that were empty (embedded as the model sees an empty text, as mteb does)."""
+    truncated: int = 0
+    """Texts cut at the recipe's ``max_length`` (as mteb does)."""
 
     @property
     def tokens_per_s(self) -> float:
@@ -34,6 +38,8 @@ class Efficiency:
         self.texts += int(stats.get("texts", 0))
         self.tokens += int(stats.get("tokens", 0))
         self.seconds += float(stats.get("seconds", 0.0))
+        self.empty += int(stats.get("empty", 0))
+        self.truncated += int(stats.get("truncated", 0))
         self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb)
 
     def to_dict(self) -> dict:
@@ -62,7 +68,8 @@ def pool_requests(
     pooled = {}
     for side, texts in task.requests().items():
         with measure() as cost:
-            pooled[side] = embedder.pool(texts, specs, side=side, batch_size=batch_size)
+            # real data: empty texts stay and over-long ones are cut, as mteb scores them (and both are counted)
+            pooled[side] = embedder.pool(texts, specs, side=side, batch_size=batch_size, strict=False)
         efficiency.add(embedder.last_stats, cost.peak_rss_mb)
     return pooled, efficiency
 
@@ -70,10 +77,10 @@ def pool_requests(
 def evaluate(embedder: Embedder, task: Task, batch_size: int = 32, sparse: bool = False) -> list[TaskResult]:
     """Dense scores of ``embedder`` on ``task``; for retrieval/reranking with ``sparse``, also sparse and hybrid."""
     spec = embedder.spec
-    pooled, efficiency = pool_requests(embedder, task, [spec], batch_size)
+    pooled, efficiency = pool_requests(embedder, task, embedder.specs(sparse), batch_size)
     dense = {side: embedder.to_float(embedder.format(by_spec[spec])) for side, by_spec in pooled.items()}
     # sparse vectors are read off the same forward passes
-    lexical = {side: embedder.sparse(by_spec[spec]) for side, by_spec in pooled.items()} if sparse else {}
+    lexical = {side: embedder.sparse(by_spec) for side, by_spec in pooled.items()} if sparse else {}
     note = task.dataset.subsample_note
     results = [TaskResult(task.name, task.type, task.score(dense), efficiency.to_dict(), "dense", note)]
     if sparse and hasattr(task, "score_similarity"):

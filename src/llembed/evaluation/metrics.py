@@ -15,12 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import scipy.stats
 
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return (a * b).sum(axis=1) / np.clip(norms, 1e-12, None)
+from llembed.output import cosine_rows
 
 
 # ---------------------------------------------------------------------------------------------- STS

@@ -67,7 +67,7 @@ def _fmt(value: Any) -> str:
 def task_table(cells: list[Cell], best: Cell | None) -> list[list[str]]:
     kind = cells[0].type
     metrics = METRIC_COLUMNS.get(kind, [])
-    header = ["recipe", "variant", *metrics, "tokens/s", "ms/text", "peak MB"]
+    header = ["recipe", "variant", *metrics, "tokens/s", "ms/text", "peak MB", "empty", "truncated"]
     rows = [header]
     for cell in sorted(cells, key=lambda c: -c.main):
         mark = " ★" if cell is best else ""
@@ -80,6 +80,8 @@ def task_table(cells: list[Cell], best: Cell | None) -> list[list[str]]:
                 f"{eff.get('tokens_per_s', 0):.0f}",
                 f"{eff.get('ms_per_text', 0):.1f}",
                 f"{eff.get('peak_rss_mb', 0):.0f}",
+                str(eff.get("empty", 0)),
+                str(eff.get("truncated", 0)),
             ]
         )
     return rows

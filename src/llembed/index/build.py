@@ -87,7 +87,7 @@ def build_index(
     kind: str = "auto",
     sparse: bool = False,
     batch_size: int = 32,
-    progress: bool = True,
+    show_progress_bar: bool = True,
 ) -> Path:
     """Embed ``corpus`` as documents and write a searchable index folder at ``out`` (atomically)."""
     if kind not in KINDS:
@@ -104,16 +104,23 @@ def build_index(
 
     dense_parts, sparse_parts = [], []
     starts = range(0, len(corpus.texts), CHUNK_ROWS)
-    bar = tqdm(total=len(corpus.texts), desc="indexing", unit="doc", disable=not progress)
+    bar = tqdm(total=len(corpus.texts), desc="indexing", unit="doc", disable=not show_progress_bar)
     with bar:
         for number, start in enumerate(starts):
             dense_file, sparse_file = work / f"dense-{number:06d}.npy", work / f"sparse-{number:06d}.npz"
             if not dense_file.is_file() or (sparse and not sparse_file.is_file()):
                 chunk = corpus.texts[start : start + CHUNK_ROWS]
-                pooled = embedder.pool(chunk, [embedder.spec], side="document", batch_size=batch_size, progress=False)
+                pooled = embedder.pool(  # a corpus is real data: empty and over-long documents as embed-corpus does
+                    chunk,
+                    embedder.specs(sparse),
+                    side="document",
+                    batch_size=batch_size,
+                    show_progress_bar=False,
+                    strict=False,
+                )
                 vectors = embedder.to_float(embedder.format(pooled[embedder.spec]))
                 if sparse:
-                    matrix = embedder.sparse(pooled[embedder.spec])
+                    matrix = embedder.sparse(pooled)
                     atomic_write(sparse_file, lambda tmp, m=matrix: _save_npz(tmp, m))
                 atomic_write(dense_file, lambda tmp, v=vectors: _save_npy(tmp, v))
             dense_parts.append(np.load(dense_file))

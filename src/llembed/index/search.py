@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import scipy.sparse
 import torch
 
-from llembed.embedder import Embedder
+from llembed.embedder import Embedder, PoolSpec
 from llembed.errors import InputError
 from llembed.index.build import recipe_hash
 from llembed.index.fusion import HYBRID_WEIGHT, fuse
@@ -79,12 +80,17 @@ class VectorIndex:
         """Top ``k`` documents for each query (one list per query)."""
         single = isinstance(queries, str)
         texts = [queries] if single else list(queries)
-        pooled = self.embedder.pool(texts, [self.embedder.spec], side="query")[self.embedder.spec]
+        self._check(k, mode)
+        pooled = self.embedder.pool(texts, self.embedder.specs(sparse=mode != "dense"), side="query")
         return self.search_pooled(pooled, k, mode)
 
-    def search_pooled(self, pooled: torch.Tensor, k: int = 10, mode: str = "dense") -> list[list[Hit]]:
-        """Search with queries already pooled by :meth:`Embedder.pool` (e.g. by the server's batcher)."""
+    def search_pooled(
+        self, by_spec: Mapping[PoolSpec, torch.Tensor], k: int = 10, mode: str = "dense"
+    ) -> list[list[Hit]]:
+        """Search with queries already pooled by :meth:`Embedder.pool` for ``embedder.specs(sparse)`` (e.g. by
+        the server's batcher)."""
         self._check(k, mode)
+        pooled = by_spec[self.embedder.spec]
         k = min(k, len(self))
         depth = k if mode == "dense" else min(len(self), k * CANDIDATES_PER_HIT)
         dense_hits: list[dict[int, float]] = [{} for _ in range(len(pooled))]
@@ -97,7 +103,7 @@ class VectorIndex:
                 for rs, ss in zip(rows, scores, strict=True)
             ]
         if mode in ("sparse", "hybrid"):
-            weights = (self.embedder.sparse(pooled) @ self.lexical.T).toarray()
+            weights = (self.embedder.sparse(by_spec) @ self.lexical.T).toarray()
             for i, row_scores in enumerate(weights):
                 top = np.argsort(-row_scores, kind="stable")[:depth]
                 sparse_hits[i] = {int(r): float(row_scores[r]) for r in top}

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llembed.embedder import Embedder
-from llembed.errors import LlembedError
+from llembed.errors import InputError, LlembedError
 from llembed.index.build import recipe_hash
 from llembed.index.search import VectorIndex
 from llembed.serving.batcher import DynamicBatcher
@@ -69,7 +69,7 @@ class Server:
 
     def __init__(self, models: dict[str, Embedder], indexes: dict[str, VectorIndex], settings: ServerSettings) -> None:
         if not models and not indexes:
-            raise ValueError("serve at least one model or index")
+            raise InputError("serve at least one model or index")
         self.settings = settings.with_env_keys()
         self.metrics = ServerMetrics()
         self.models: dict[str, ServedModel] = {}
@@ -270,7 +270,7 @@ def create_app(
             pooled = await model.batcher.embed(texts, parsed.side, parsed.task, tokens)
         except LlembedError as exc:
             raise RequestError(400, str(exc), "input") from exc
-        vectors = formatter.to_float(formatter.format(pooled))
+        vectors = formatter.to_float(formatter.format(pooled[model.embedder.spec]))
         metrics.input_tokens.labels(model.name).inc(tokens)
         metrics.texts.labels(model.name).inc(len(texts))
         data = [

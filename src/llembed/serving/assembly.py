@@ -24,19 +24,23 @@ class AppSpec:
     settings: ServerSettings = field(default_factory=ServerSettings)
 
 
+def served_name(model: str | None, embedder) -> str:
+    """The API's name for a model: the last part of what the user named (a run folder's name for a trained
+    run, not its base model's), else the recipe's model."""
+    return Path(str(model if model is not None else embedder.recipe.model)).name
+
+
 def build_app(spec: AppSpec):
     """Load the model and indexes ``spec`` names and return the FastAPI app serving them."""
     from llembed.embedder import Embedder
     from llembed.index.build import recipe_hash
     from llembed.index.search import VectorIndex
-    from llembed.recipe import Recipe
     from llembed.serving.app import create_app
 
     models: dict[str, Embedder] = {}
     if not spec.indexes_only:
-        recipe = Recipe.load(spec.recipe) if spec.recipe else Recipe()
-        embedder = Embedder.from_recipe(recipe.replace(model=spec.model) if spec.model else recipe)
-        models[spec.name or Path(str(embedder.recipe.model)).name] = embedder
+        embedder = Embedder.from_pretrained(spec.model, recipe=spec.recipe)
+        models[spec.name or served_name(spec.model, embedder)] = embedder
     shared = next(iter(models.values()), None)
     indexes = {}
     for name, path in spec.indexes:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from llembed.embedder import Embedder
+from llembed.embedder import Embedder, PoolSpec
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class DynamicBatcher:
             return
         offset = 0
         for job in batch:
-            job.future.set_result(pooled[offset : offset + len(job.texts)])
+            job.future.set_result({spec: rows[offset : offset + len(job.texts)] for spec, rows in pooled.items()})
             offset += len(job.texts)
         if self.on_batch is not None:
             record = BatchRecord(
@@ -162,6 +162,9 @@ class DynamicBatcher:
             )
             self.on_batch(record)
 
-    def _pool(self, texts: list[str], side: str, task: str | None) -> torch.Tensor:
-        spec = self.embedder.spec
-        return self.embedder.pool(texts, [spec], side=side, task=task, batch_size=self.batch_size, progress=False)[spec]
+    def _pool(self, texts: list[str], side: str, task: str | None) -> dict[PoolSpec, torch.Tensor]:
+        # the lexical specs too (the same specs for a one-layer recipe): sparse search reads them
+        specs = self.embedder.specs(sparse=self.embedder.backbone.is_decoder)
+        return self.embedder.pool(
+            texts, specs, side=side, task=task, batch_size=self.batch_size, show_progress_bar=False
+        )

@@ -7,7 +7,8 @@ replica accepts up to ``max_ongoing_requests`` at once so that its batcher has c
 
 from __future__ import annotations
 
-from llembed.ray_session import ensure_ray
+from llembed.errors import InputError
+from llembed.integrations.ray import ensure_ray
 from llembed.serving.assembly import AppSpec, build_app
 
 APP_NAME = "llembed"
@@ -41,7 +42,7 @@ def deploy(
     from ray import serve
 
     if replicas < 1:
-        raise ValueError(f"--ray-replicas must be at least 1, not {replicas}")
+        raise InputError(f"--ray-replicas must be at least 1, not {replicas}")
     ensure_ray(address, num_cpus)
     serve.start(http_options={"host": host, "port": port})
     deployment = serve.deployment(

@@ -37,6 +37,8 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise RequestError(
             400, f"the request body is not valid JSON: {exc.msg} at char {exc.pos}", code="invalid_json"
         ) from exc
+    except RecursionError as exc:  # thousands of nested arrays: the parser's stack runs out
+        raise RequestError(400, "the request body nests JSON too deeply", code="invalid_json") from exc
     if not isinstance(data, dict):
         raise RequestError(
             400, f"the request body must be a JSON object, not {type(data).__name__}", code="invalid_json"

@@ -1,4 +1,4 @@
-"""LoRA through peft: add trainable adapters to an embedder's backbone, save them, load and merge them.
+"""LoRA through peft: add trainable adapters to an embedder's backbone (loading one is the backbone's job).
 
 peft injects its layers into the model's own modules, so the backbone keeps working as before (hooks, early
 exit, bidirectional attention); the ``PeftModel`` wrapper is only needed to save the adapter.
@@ -6,11 +6,7 @@ exit, bidirectional attention); the ``PeftModel`` wrapper is only needed to save
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from torch import nn
-
-from llembed.errors import RecipeError
 
 
 def add_lora(model: nn.Module, r: int, alpha: int, dropout: float, target_modules, layers: list[int] | None = None):
@@ -46,16 +42,3 @@ def linear_module_names(model: nn.Module) -> list[str]:
 
 def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-
-
-def load_adapter(model: nn.Module, adapter_dir: str | Path, merge: bool = True) -> nn.Module:
-    """Apply a saved peft adapter to ``model``; merged into the weights by default (no inference overhead)."""
-    from peft import PeftModel
-
-    adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise RecipeError(f"adapter not found: {adapter_dir} has no adapter_config.json")
-    wrapper = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
-    if merge:
-        return wrapper.merge_and_unload()
-    return wrapper.base_model.model

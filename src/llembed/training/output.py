@@ -48,9 +48,10 @@ def write_outputs(trainer, log: list[dict]) -> Path:
         _plot_loss(log, out / "loss.png")
     if config.export_sentence_transformers:
         from llembed.embedder import Embedder
+        from llembed.integrations.sentence_transformers import export_sentence_transformers
 
-        tuned = Embedder.from_recipe(recipe_path)
-        atomic_directory(out / "sentence-transformers", lambda tmp: tuned.save_sentence_transformers(tmp))
+        tuned = Embedder.from_recipe(recipe_path, dtype="float32")  # exported weights stay full precision
+        atomic_directory(out / "sentence-transformers", lambda tmp: export_sentence_transformers(tuned, tmp))
     return recipe_path
 
 

@@ -1,4 +1,4 @@
-"""sentence-transformers folders: read their pooling defaults, and export a recipe as one.
+"""Export an embedder as a sentence-transformers folder (reading one is :mod:`llembed.resolve`'s job).
 
 sentence-transformers can express: final-layer states, causal attention, its pooling modes, prompts that are
 prefixes of the text, prompt exclusion from pooling, and L2 normalisation. Anything else (PromptEOL-style
@@ -8,52 +8,14 @@ EOS appending) gets a clear error rather than an export that silently embeds dif
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from llembed.embedder import Embedder
 from llembed.errors import RecipeError
-
-if TYPE_CHECKING:
-    from llembed.embedder import Embedder
-
-ST_POOLING = {"last": "lasttoken", "mean": "mean", "weighted_mean": "weightedmean", "first": "cls", "max": "max"}
-FROM_ST_POOLING = {value: key for key, value in ST_POOLING.items()}
-LEGACY_KEYS = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_weightedmean_tokens": "weightedmean",
-    "pooling_mode_lasttoken": "lasttoken",
-}
-
-
-def sentence_transformers_defaults(folder: Path) -> dict[str, Any]:
-    """Pooling, max length and normalisation a sentence-transformers folder declares (empty if it isn't one)."""
-    defaults: dict[str, Any] = {}
-    modules_file = folder / "modules.json"
-    if not modules_file.is_file():
-        return defaults
-    modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    for module in modules:
-        kind = module.get("type", "")
-        if kind.endswith("Pooling"):
-            config = json.loads((folder / module["path"] / "config.json").read_text(encoding="utf-8"))
-            mode = config.get("pooling_mode")
-            if mode is None:
-                mode = next((m for key, m in LEGACY_KEYS.items() if config.get(key)), "mean")
-            if isinstance(mode, list | tuple):
-                mode = mode[0]
-            if mode in FROM_ST_POOLING:
-                defaults["pooling"] = FROM_ST_POOLING[mode]
-    bert_config = folder / "sentence_bert_config.json"
-    if bert_config.is_file():
-        max_length = json.loads(bert_config.read_text(encoding="utf-8")).get("max_seq_length")
-        if isinstance(max_length, int):
-            defaults["max_length"] = max_length
-    return defaults
+from llembed.pooling import POOLINGS
+from llembed.prompts import PromptTemplate
 
 
 def _st_prompts(embedder: Embedder) -> dict[str, str]:
@@ -86,9 +48,7 @@ def _check_prompt_boundary(embedder: Embedder, prefix: str) -> None:
     """ST excludes as many tokens as the prompt has when tokenized alone; llembed excludes by character offsets.
     They agree only when the prompt's tokens are unchanged by the text that follows (e.g. a prompt ending in a
     newline; not one ending in a space, which merges into the text's first token)."""
-    from llembed.prompts import PromptTemplate
-
-    tokenizer = embedder._prompt_tokenizer
+    tokenizer = embedder.prompt_tokenizer
     probe = tokenizer.tokenize([PromptTemplate(prefix + "{text}").render("Hello world")])[0]
     ours = probe.text_mask.index(True)
     theirs = len(tokenizer.tokenize([PromptTemplate("{text}").render(prefix)])[0].ids) - len(tokenizer.suffix_ids)
@@ -99,7 +59,7 @@ def _check_prompt_boundary(embedder: Embedder, prefix: str) -> None:
         )
 
 
-def export_sentence_transformers(embedder: Embedder, target: Path) -> Path:
+def export_sentence_transformers(embedder: Embedder, target: str | Path) -> Path:
     """Write ``embedder`` as a sentence-transformers folder; loading it with ``SentenceTransformer(target)`` and
     encoding with ``prompt_name="query"``/``"document"`` reproduces ``encode_queries``/``encode_documents``."""
     from sentence_transformers import SentenceTransformer
@@ -112,7 +72,8 @@ def export_sentence_transformers(embedder: Embedder, target: Path) -> Path:
         problems.append("bidirectional attention")
     if embedder.layer_ids != [backbone.num_layers]:
         problems.append(f"layer={recipe.layer!r} (ST pools the final layer)")
-    if recipe.pooling not in ST_POOLING:
+    st_pooling = POOLINGS[recipe.pooling].st_name
+    if st_pooling is None:
         problems.append(f"pooling={recipe.pooling!r}")
     if problems:
         raise RecipeError("sentence-transformers cannot express: " + ", ".join(problems))
@@ -141,9 +102,7 @@ def export_sentence_transformers(embedder: Embedder, target: Path) -> Path:
         )
         modules = [
             transformer,
-            Pooling(
-                backbone.hidden_size, pooling_mode=ST_POOLING[recipe.pooling], include_prompt=not recipe.exclude_prompt
-            ),
+            Pooling(backbone.hidden_size, pooling_mode=st_pooling, include_prompt=not recipe.exclude_prompt),
         ]
         if recipe.normalize:
             modules.append(Normalize())

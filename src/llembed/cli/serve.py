@@ -8,24 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from llembed.cli.common import ModelOpt, RecipeOpt, console, handle_errors, load_embedder, out
 from llembed.errors import LlembedError
 
-console = Console(stderr=True, soft_wrap=True)
 index_app = typer.Typer(
     help="Build vector indexes (faiss, plus an optional sparse inverted index).", no_args_is_help=True
 )
-
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model folder, .gguf file, alias or trained run")]
-RecipeOpt = Annotated[Path | None, typer.Option("--recipe", help="Recipe YAML/JSON")]
-
-
-def _embedder(model: str | None, recipe: Path | None):
-    from llembed.cli import load_embedder
-
-    return load_embedder(model, recipe)
 
 
 def _named(value: str, what: str) -> tuple[str, str]:
@@ -35,6 +25,7 @@ def _named(value: str, what: str) -> tuple[str, str]:
     return name, path
 
 
+@handle_errors
 def serve_command(
     model: ModelOpt = None,
     recipe: RecipeOpt = None,
@@ -63,30 +54,26 @@ def serve_command(
     from llembed.serving import ServerSettings
     from llembed.serving.assembly import AppSpec, build_app
 
-    try:
-        settings = ServerSettings(
-            max_batch_tokens=max_batch_tokens,
-            max_wait_ms=max_wait_ms,
-            max_texts_per_request=max_texts_per_request,
-            max_tokens_per_text=max_tokens_per_text,
-            max_tokens_per_request=max_tokens_per_request,
-            api_keys=tuple(api_key or ()),
-        ).with_env_keys()
-        spec = AppSpec(
-            model=model,
-            recipe=None if recipe is None else str(recipe),
-            name=name,
-            indexes=tuple(_named(value, "index") for value in index or []),
-            indexes_only=no_model,
-            settings=settings,
-        )
-        if ray_replicas is not None:
-            _serve_on_ray(spec, ray_replicas, host, port, ray_address, cpus_per_replica)
-            return
-        app = build_app(spec)
-    except (LlembedError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = ServerSettings(
+        max_batch_tokens=max_batch_tokens,
+        max_wait_ms=max_wait_ms,
+        max_texts_per_request=max_texts_per_request,
+        max_tokens_per_text=max_tokens_per_text,
+        max_tokens_per_request=max_tokens_per_request,
+        api_keys=tuple(api_key or ()),
+    ).with_env_keys()
+    spec = AppSpec(
+        model=model,
+        recipe=None if recipe is None else str(recipe),
+        name=name,
+        indexes=tuple(_named(value, "index") for value in index or []),
+        indexes_only=no_model,
+        settings=settings,
+    )
+    if ray_replicas is not None:
+        _serve_on_ray(spec, ray_replicas, host, port, ray_address, cpus_per_replica)
+        return
+    app = build_app(spec)
     import uvicorn
 
     served = app.state.server
@@ -114,6 +101,7 @@ def _serve_on_ray(spec, replicas: int, host: str, port: int, address: str | None
 
 
 @index_app.command("build")
+@handle_errors
 def index_build_command(
     corpus: Annotated[list[Path], typer.Argument(help="Corpus files or folders: .jsonl, .parquet, .csv, .txt")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Index folder to write")],
@@ -130,28 +118,25 @@ def index_build_command(
     from llembed.index import build_index
     from llembed.index.build import build_index_from_vectors, read_corpus
 
-    try:
-        if len(corpus) == 1 and is_vectors_folder(corpus[0]):  # an embed-corpus output: vectors already made
-            if model is not None or recipe is not None:
-                raise LlembedError(f"{corpus[0]} holds vectors with their own recipe: drop --model / --recipe")
-            if sparse and not read_manifest(corpus[0])["options"]["sparse"]:
-                raise LlembedError(f"{corpus[0]} has no sparse vectors: embed it with `embed-corpus --sparse`")
-            console.print(f"indexing the vectors of {corpus[0]} (no embedding needed)")
-            path = build_index_from_vectors(corpus[0], output, kind=kind)
-            manifest = json.loads((path / "manifest.json").read_text())
-            console.print(f"wrote {manifest['kind']} index of {manifest['count']} × {manifest['dimension']} to {path}")
-            return
-        table = read_corpus(corpus, text_field, id_field)
-        embedder = _embedder(model, recipe)
-        console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} documents")
-        path = build_index(embedder, table, output, kind=kind, sparse=sparse, batch_size=batch_size)
-    except LlembedError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    if len(corpus) == 1 and is_vectors_folder(corpus[0]):  # an embed-corpus output: vectors already made
+        if model is not None or recipe is not None:
+            raise LlembedError(f"{corpus[0]} holds vectors with their own recipe: drop --model / --recipe")
+        if sparse and not read_manifest(corpus[0])["options"]["sparse"]:
+            raise LlembedError(f"{corpus[0]} has no sparse vectors: embed it with `embed-corpus --sparse`")
+        console.print(f"indexing the vectors of {corpus[0]} (no embedding needed)")
+        path = build_index_from_vectors(corpus[0], output, kind=kind)
+        manifest = json.loads((path / "manifest.json").read_text())
+        console.print(f"wrote {manifest['kind']} index of {manifest['count']} × {manifest['dimension']} to {path}")
+        return
+    table = read_corpus(corpus, text_field, id_field)
+    embedder = load_embedder(model, recipe)
+    console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} documents")
+    path = build_index(embedder, table, output, kind=kind, sparse=sparse, batch_size=batch_size)
     manifest = json.loads((path / "manifest.json").read_text())
     console.print(f"wrote {manifest['kind']} index of {manifest['count']} × {manifest['dimension']} to {path}")
 
 
+@handle_errors
 def search_command(
     index: Annotated[Path, typer.Argument(help="Index folder (from `llembed index build`)")],
     query: Annotated[list[str], typer.Argument(help="One or more queries")],
@@ -162,11 +147,7 @@ def search_command(
     """Search an index from the command line."""
     from llembed.index import VectorIndex
 
-    try:
-        found = VectorIndex.load(index).search(list(query), k=k, mode=mode)
-    except LlembedError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    found = VectorIndex.load(index).search(list(query), k=k, mode=mode)
     for text, hits in zip(query, found, strict=True):
         if as_json:
             print(json.dumps({"query": text, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
@@ -176,4 +157,4 @@ def search_command(
             table.add_column(column, overflow="fold")
         for rank, hit in enumerate(hits, start=1):
             table.add_row(str(rank), f"{hit.score:.4f}", hit.id, hit.text[:200])
-        Console().print(table)
+        out.print(table)

@@ -7,41 +7,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from llembed.errors import LlembedError
-
-console = Console(stderr=True, soft_wrap=True)
-
-
-def recipe_for(model: str | None, recipe_path: Path | None):
-    """The recipe a ``--model`` / ``--recipe`` pair names, without loading the model (workers load it)."""
-    from llembed.embedder import is_trained_output
-    from llembed.recipe import Recipe
-
-    if model is not None and is_trained_output(Path(model)):
-        recipe_path, model = Path(model) / "recipe.yaml", None  # a `llembed train` output folder
-    recipe = Recipe.load(recipe_path) if recipe_path else Recipe()
-    if model is not None:
-        recipe = recipe.replace(model=model)
-    # workers may run elsewhere (another cwd, another node): name local files absolutely
-    changes = {}
-    for key in ("model", "adapter"):
-        value = getattr(recipe, key)
-        if value is not None and Path(str(value)).expanduser().exists():
-            changes[key] = str(Path(str(value)).expanduser().resolve())
-    return recipe.replace(**changes) if changes else recipe
+from llembed.cli.common import BatchSizeOpt, ModelOpt, RecipeOpt, console, handle_errors
+from llembed.errors import InputError
 
 
+@handle_errors
 def embed_corpus_command(
     inputs: Annotated[
         list[Path], typer.Argument(help="INPUT… OUTPUT: .jsonl/.parquet files or folders, then the output folder")
     ],
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Model folder, .gguf file, alias or trained run")
-    ] = None,
-    recipe: Annotated[Path | None, typer.Option("--recipe", help="Recipe YAML/JSON")] = None,
+    model: ModelOpt = None,
+    recipe: RecipeOpt = None,
     text_field: Annotated[str, typer.Option(help="Text field/column")] = "text",
     id_field: Annotated[str, typer.Option(help="Id field/column (rows without one get file:line ids)")] = "id",
     runner: Annotated[str, typer.Option(help="auto (Ray when installed) | ray | local (this process)")] = "auto",
@@ -51,7 +29,7 @@ def embed_corpus_command(
         int | None, typer.Option(help="Ray actors, one model each (default: CPUs ÷ cpus-per-actor)")
     ] = None,
     cpus_per_actor: Annotated[float, typer.Option(help="CPUs (and torch threads) per actor")] = 1.0,
-    batch_size: Annotated[int, typer.Option(help="Texts per forward pass")] = 32,
+    batch_size: BatchSizeOpt = 32,
     shard_rows: Annotated[
         int, typer.Option(help="Rows per output parquet shard (the unit of resume and retry)")
     ] = 1000,
@@ -62,37 +40,45 @@ def embed_corpus_command(
 ) -> None:
     """Embed a corpus into parquet shards (id, vector[, text, sparse]) on Ray Data; re-run to resume."""
     from llembed.corpus import ShardOptions, embed_corpus
+    from llembed.resolve import resolve_recipe
 
     if len(inputs) < 2:
-        console.print("[red]error:[/red] give at least one INPUT and the OUTPUT folder")
-        raise typer.Exit(2)
+        raise InputError("give at least one INPUT and the OUTPUT folder")
     *sources, output = inputs
-    try:
-        options = ShardOptions(text_field, id_field, batch_size, sparse, store_text, on_error)
-        summary = embed_corpus(
-            sources,
-            output,
-            recipe_for(model, recipe),
-            options,
-            shard_rows=shard_rows,
-            runner=runner,
-            concurrency=concurrency,
-            cpus_per_actor=cpus_per_actor,
-            address=address,
-            num_cpus=num_cpus,
-            overwrite=overwrite,
-        )
-    except LlembedError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    options = ShardOptions(text_field, id_field, batch_size, sparse, store_text, on_error)
+    summary = embed_corpus(
+        sources,
+        output,
+        resolve_recipe(model, recipe),  # the workers load the model
+        options,
+        shard_rows=shard_rows,
+        runner=runner,
+        concurrency=concurrency,
+        cpus_per_actor=cpus_per_actor,
+        address=address,
+        num_cpus=num_cpus,
+        overwrite=overwrite,
+    )
     table = Table(title=f"embed-corpus → {output}")
-    for column in ("runner", "rows", "vectors", "bad rows", "shards (skipped)", "seconds", "rows/s"):
+    for column in (
+        "runner",
+        "rows",
+        "vectors",
+        "bad rows",
+        "empty",
+        "truncated",
+        "shards (skipped)",
+        "seconds",
+        "rows/s",
+    ):
         table.add_column(column, justify="right")
     table.add_row(
         summary.runner,
         str(summary.rows),
         str(summary.vectors),
         str(summary.errors),
+        str(summary.empty),
+        str(summary.truncated),
         f"{summary.shards} ({summary.shards_skipped})",
         f"{summary.seconds:.1f}",
         f"{summary.rows_per_second:.1f}",

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from llembed.cli.common import console, handle_errors
 from llembed.errors import LlembedError
 
-console = Console(stderr=True, soft_wrap=True)
 synth_app = typer.Typer(help="Write training data with an LLM (E5-Mistral and Gecko recipes).", no_args_is_help=True)
 
 GeneratorOpt = Annotated[
@@ -37,6 +36,7 @@ def _report(result) -> None:
 
 
 @synth_app.command("e5")
+@handle_errors
 def e5_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Training JSONL to write")],
     domain: Annotated[str, typer.Option(help="Domain to brainstorm tasks for, e.g. 'home cooking'")],
@@ -58,26 +58,23 @@ def e5_command(
     from llembed.synthesis import E5Options, make_generator, run_e5
     from llembed.synthesis.e5 import KINDS
 
-    try:
-        chosen = tuple(k.strip() for k in kinds.split(",") if k.strip())
-        unknown = set(chosen) - set(KINDS)
-        if unknown or not chosen:
-            raise LlembedError(f"--kinds must be among {', '.join(KINDS)}, not {kinds!r}")
-        options = E5Options(domain, chosen, tasks_per_kind, examples_per_task, language, max_attempts)
-        result = run_e5(
-            make_generator(generator, base_url, api_key_env, seed),
-            output,
-            options,
-            _filter_embedder(filter_model),
-            top_k,
-        )
-    except LlembedError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    unknown = set(chosen) - set(KINDS)
+    if unknown or not chosen:
+        raise LlembedError(f"--kinds must be among {', '.join(KINDS)}, not {kinds!r}")
+    options = E5Options(domain, chosen, tasks_per_kind, examples_per_task, language, max_attempts)
+    result = run_e5(
+        make_generator(generator, base_url, api_key_env, seed),
+        output,
+        options,
+        _filter_embedder(filter_model),
+        top_k,
+    )
     _report(result)
 
 
 @synth_app.command("gecko")
+@handle_errors
 def gecko_command(
     corpus: Annotated[Path, typer.Argument(help="Your passages: .jsonl/.csv/.parquet/.txt (one per line)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Training JSONL to write")],
@@ -100,29 +97,26 @@ def gecko_command(
     from llembed.synthesis import GeckoOptions, make_generator, run_gecko
     from llembed.texts_io import read_texts
 
-    try:
-        table = read_texts(corpus, column=column, id_column="_id" if corpus.suffix == ".jsonl" else "id")
-        ids = table.ids or [str(i) for i in range(len(table.texts))]
-        passages = dict(zip(map(str, ids), table.texts, strict=True))
-        if limit:
-            passages = dict(list(passages.items())[:limit])
-        embedder = Embedder.from_pretrained(retriever, truncation=True, max_length=256)
-        options = GeckoOptions(candidates=candidates, negative_rank=negative_rank)
-        result = run_gecko(
-            make_generator(generator, base_url, api_key_env, seed),
-            output,
-            passages,
-            embedder,
-            options,
-            _filter_embedder(filter_model) if filter_model else embedder,
-            top_k,
-        )
-    except LlembedError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    table = read_texts(corpus, column=column, id_column="_id" if corpus.suffix == ".jsonl" else "id")
+    ids = table.ids or [str(i) for i in range(len(table.texts))]
+    passages = dict(zip(map(str, ids), table.texts, strict=True))
+    if limit:
+        passages = dict(list(passages.items())[:limit])
+    embedder = Embedder.from_pretrained(retriever, truncation=True, max_length=256)
+    options = GeckoOptions(candidates=candidates, negative_rank=negative_rank)
+    result = run_gecko(
+        make_generator(generator, base_url, api_key_env, seed),
+        output,
+        passages,
+        embedder,
+        options,
+        _filter_embedder(filter_model) if filter_model else embedder,
+        top_k,
+    )
     _report(result)
 
 
+@handle_errors
 def serve_generator_command(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Local chat model (default: SmolLM2)")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",

@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from llembed.embedder import Embedder
-from llembed.evaluation.metrics import cosine_rows
-from llembed.output import cosine_matrix
+from llembed.output import cosine_matrix, cosine_rows
 
 
 class MTEBEncoder:

@@ -6,14 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from llembed.errors import LlembedError
-
-console = Console(stderr=True, soft_wrap=True)
+from llembed.cli.common import BatchSizeOpt, ModelOpt, RecipeOpt, console, handle_errors, load_embedder, out
 
 
+@handle_errors
 def train_command(
     config: Annotated[Path, typer.Argument(help="Training config (YAML), see llembed.training.TrainConfig")],
     resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint in output_dir")] = False,
@@ -23,11 +21,7 @@ def train_command(
     """Tune an embedder (contrastive LoRA, distillation, MNTP or SimCSE). Runs under torchrun too."""
     from llembed.training import train
 
-    try:
-        result = train(config, resume=resume, output_dir=output_dir, max_steps=max_steps)
-    except LlembedError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    result = train(config, resume=resume, output_dir=output_dir, max_steps=max_steps)
     if result.recipe_path is None:  # not the main process
         return
     table = Table(title=f"trained {result.steps} steps in {result.seconds / 60:.1f} min")
@@ -36,17 +30,18 @@ def train_command(
     shown = sorted({0, len(result.losses) // 2, len(result.losses) - 1}) if result.losses else []
     for index in shown:
         table.add_row(str(index + 1), f"{result.losses[index]:.4f}")
-    Console().print(table)
+    out.print(table)
     console.print(f"tuned embedder: {result.recipe_path}  (llembed eval --recipe {result.recipe_path})")
 
 
+@handle_errors
 def mine_command(
     data: Annotated[Path, typer.Argument(help="Training JSONL (query, positive, …)")],
     output: Annotated[Path, typer.Argument(help="JSONL to write, with the negatives added")],
     corpus: Annotated[Path | None, typer.Option(help="Passages to mine from (.txt/.jsonl/.csv/.parquet)")] = None,
     column: Annotated[str, typer.Option(help="Text field of --corpus")] = "text",
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Embedder model; default: the default")] = None,
-    recipe: Annotated[Path | None, typer.Option(help="Embedder recipe (e.g. a training run's recipe.yaml)")] = None,
+    model: ModelOpt = None,
+    recipe: RecipeOpt = None,
     bm25: Annotated[bool, typer.Option("--bm25", help="Retrieve with BM25 instead of an embedder")] = False,
     num_negatives: Annotated[int, typer.Option(help="Negatives to add per example")] = 3,
     skip_top: Annotated[int, typer.Option(help="Ignore this many top-ranked candidates")] = 0,
@@ -54,31 +49,26 @@ def mine_command(
         float, typer.Option(help="Skip candidates scoring ≥ this × the positive's score (0 = off)")
     ] = 0.95,
     replace: Annotated[bool, typer.Option(help="Replace existing negatives instead of adding to them")] = False,
-    batch_size: Annotated[int, typer.Option(help="Texts per forward pass")] = 32,
+    batch_size: BatchSizeOpt = 32,
 ) -> None:
     """Mine hard negatives with an embedder or BM25 and write them into the training JSONL."""
-    from llembed.cli import load_embedder
     from llembed.texts_io import read_texts
     from llembed.training.data import load_examples
     from llembed.training.mining import mine_hard_negatives, write_examples
 
-    try:
-        examples = load_examples(data)
-        passages = read_texts(corpus, column=column).texts if corpus else None
-        retriever = "bm25" if bm25 else load_embedder(model, recipe)
-        mined, report = mine_hard_negatives(
-            examples,
-            retriever,
-            passages,
-            num_negatives=num_negatives,
-            skip_top=skip_top,
-            max_positive_ratio=max_positive_ratio or None,
-            replace_existing=replace,
-            batch_size=batch_size,
-        )
-        write_examples(output, mined)
-    except LlembedError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    examples = load_examples(data)
+    passages = read_texts(corpus, column=column).texts if corpus else None
+    retriever = "bm25" if bm25 else load_embedder(model, recipe)
+    mined, report = mine_hard_negatives(
+        examples,
+        retriever,
+        passages,
+        num_negatives=num_negatives,
+        skip_top=skip_top,
+        max_positive_ratio=max_positive_ratio or None,
+        replace_existing=replace,
+        batch_size=batch_size,
+    )
+    write_examples(output, mined)
     console.print(report.summary())
     console.print(f"wrote {output}")

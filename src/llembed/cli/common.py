@@ -1,0 +1,80 @@
+"""What every command shares: the recipe options (one name per field, as in Python and YAML), loading an
+embedder through the one resolver, and the one error handler (a clear line and exit code 2, no traceback)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from llembed.errors import LlembedError
+from llembed.pooling import POOLINGS
+from llembed.recipe import DTYPES, LAYER_HELP, PRECISIONS, parse_layer_spec
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="Model: alias, HF folder, .gguf file, cached hub id, `llembed train` run or recipe file"
+    ),
+]
+RecipeOpt = Annotated[Path | None, typer.Option("--recipe", help="Recipe YAML/JSON; other flags override it")]
+PromptOpt = Annotated[str | None, typer.Option(help="Prompt strategy (see `llembed strategies`) or a {text} template")]
+PoolingOpt = Annotated[str | None, typer.Option(help=" | ".join(POOLINGS))]
+LayerOpt = Annotated[str | None, typer.Option(help=f"Layer: {LAYER_HELP}")]
+TaskOpt = Annotated[str | None, typer.Option(help="Task description for instruction prompts")]
+BidirectionalOpt = Annotated[bool | None, typer.Option("--bidirectional/--causal")]
+ExcludePromptOpt = Annotated[bool | None, typer.Option("--exclude-prompt/--include-prompt")]
+DtypeOpt = Annotated[str | None, typer.Option(help=" | ".join(DTYPES))]
+MaxLengthOpt = Annotated[int | None, typer.Option(help="Max tokens per prompted text")]
+TruncationOpt = Annotated[bool | None, typer.Option("--truncation/--no-truncation")]
+PrecisionOpt = Annotated[str | None, typer.Option(help=" | ".join(PRECISIONS))]
+BatchSizeOpt = Annotated[int, typer.Option(help="Texts per forward pass")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(command: F) -> F:
+    """Every command's one error handler: a :class:`LlembedError` becomes ``error: …`` on stderr, exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except LlembedError as exc:
+            # the message is plain text: brackets in it ("llembed[eval]", "[start, stop)") are no markup
+            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def layer_value(value: str | None) -> int | list[int] | str | None:
+    """``--layer`` as the recipe holds it: ``-1`` → -1, ``3,5`` → [3, 5], ``-4:`` stays a slice string."""
+    if value is None:
+        return None
+    parsed = parse_layer_spec(value)  # a bad value is a RecipeError naming the field and the forms
+    if isinstance(parsed, slice):
+        return value
+    return parsed if "," in value else parsed[0]
+
+
+def recipe_options(**options: Any) -> dict[str, Any]:
+    """The recipe fields a command was given (flags left unset are not overrides)."""
+    if "layer" in options:
+        options["layer"] = layer_value(options["layer"])
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def load_embedder(model: str | None, recipe: Path | None, **options: Any):
+    """The embedder ``--model`` / ``--recipe`` / recipe flags name, through the one resolver."""
+    from llembed.embedder import Embedder
+
+    return Embedder.from_pretrained(model, recipe=recipe, **recipe_options(**options))

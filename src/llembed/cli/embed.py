@@ -1,0 +1,134 @@
+"""``llembed embed``, ``llembed strategies`` and ``llembed export-st``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from llembed.cli.common import (
+    BatchSizeOpt,
+    BidirectionalOpt,
+    DtypeOpt,
+    ExcludePromptOpt,
+    LayerOpt,
+    MaxLengthOpt,
+    ModelOpt,
+    PoolingOpt,
+    PrecisionOpt,
+    PromptOpt,
+    RecipeOpt,
+    TaskOpt,
+    TruncationOpt,
+    console,
+    handle_errors,
+    load_embedder,
+    out,
+)
+from llembed.errors import InputError
+
+
+@handle_errors
+def embed_command(
+    input: Annotated[Path, typer.Argument(help="Texts: .txt (a line each), .jsonl, .csv or .parquet")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Vectors: .npy or .parquet")],
+    column: Annotated[str, typer.Option(help="Text column/field of .jsonl/.csv/.parquet input")] = "text",
+    model: ModelOpt = None,
+    recipe: RecipeOpt = None,
+    prompt: PromptOpt = None,
+    pooling: PoolingOpt = None,
+    layer: LayerOpt = None,
+    task: TaskOpt = None,
+    side: Annotated[str, typer.Option(help="text | query | document")] = "text",
+    bidirectional: BidirectionalOpt = None,
+    exclude_prompt: ExcludePromptOpt = None,
+    dtype: DtypeOpt = None,
+    max_length: MaxLengthOpt = None,
+    truncation: TruncationOpt = None,
+    normalize: Annotated[bool | None, typer.Option("--normalize/--no-normalize")] = None,
+    truncate_dim: Annotated[int | None, typer.Option(help="Matryoshka: keep the first N dimensions")] = None,
+    precision: PrecisionOpt = None,
+    batch_size: BatchSizeOpt = 32,
+    save_recipe: Annotated[Path | None, typer.Option(help="Also write the recipe used here")] = None,
+    compile: Annotated[
+        bool, typer.Option(help="torch.compile the model: minutes to compile, pays on big files")
+    ] = False,
+) -> None:
+    """Embed a file of texts and write the vectors."""
+    from llembed.embedder import SIDES
+    from llembed.texts_io import check_output, read_texts, write_vectors
+
+    # everything that can be refused is refused before the model loads and the texts are embedded
+    if side not in SIDES:
+        raise InputError(f"--side must be one of {', '.join(SIDES)}, not {side!r}")
+    check_output(output)
+    if save_recipe is not None and not save_recipe.parent.is_dir():
+        raise InputError(f"--save-recipe {save_recipe}: the folder {save_recipe.parent} does not exist")
+    table = read_texts(input, column=column)
+    embedder = load_embedder(
+        model,
+        recipe,
+        prompt=prompt,
+        pooling=pooling,
+        layer=layer,
+        task=task,
+        bidirectional=bidirectional,
+        exclude_prompt=exclude_prompt,
+        dtype=dtype,
+        max_length=max_length,
+        truncation=truncation,
+        normalize=normalize,
+        truncate_dim=truncate_dim,
+        precision=precision,
+    )
+    if compile:
+        embedder.backbone.compile()
+    console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} texts from {input}")
+    start = time.perf_counter()
+    vectors = embedder.encode(table.texts, batch_size=batch_size, side=side, show_progress_bar=True)
+    elapsed = time.perf_counter() - start
+    write_vectors(output, vectors, table.ids)
+    if save_recipe:
+        embedder.recipe.save(save_recipe)
+    rate = len(table.texts) / elapsed if elapsed > 0 else float("inf")
+    console.print(f"wrote {vectors.shape} {vectors.dtype} to {output} in {elapsed:.1f}s ({rate:.1f} texts/s)")
+
+
+def strategies_command() -> None:
+    """List prompt strategies and poolings, one line each."""
+    from llembed.pooling import POOLINGS
+    from llembed.prompts import STRATEGIES
+
+    prompts = Table(title="prompt strategies (--prompt)", show_lines=False)
+    for name in ("name", "what it does", "source"):
+        prompts.add_column(name, overflow="fold")
+    for strategy in STRATEGIES.values():
+        prompts.add_row(strategy.name, strategy.summary, strategy.source)
+    prompts.add_row("'…{text}…'", "your own template; {task} for instructions", "you")
+    out.print(prompts)
+    poolings = Table(title="poolings (--pooling)")
+    for name in ("name", "what it does", "sentence-transformers"):
+        poolings.add_column(name)
+    for pooling in POOLINGS.values():
+        poolings.add_row(pooling.name, pooling.summary, pooling.st_name or "—")
+    out.print(poolings)
+
+
+@handle_errors
+def export_st_command(
+    output: Annotated[Path, typer.Argument(help="Folder to write")],
+    model: ModelOpt = None,
+    recipe: RecipeOpt = None,
+    prompt: PromptOpt = None,
+    pooling: PoolingOpt = None,
+    task: TaskOpt = None,
+) -> None:
+    """Export a recipe as a sentence-transformers folder (where ST can express it)."""
+    from llembed.integrations.sentence_transformers import export_sentence_transformers
+
+    embedder = load_embedder(model, recipe, prompt=prompt, pooling=pooling, task=task, dtype="float32")
+    path = export_sentence_transformers(embedder, output)
+    console.print(f"wrote sentence-transformers folder {path}")

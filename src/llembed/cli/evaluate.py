@@ -1,0 +1,228 @@
+"""``llembed eval``: one recipe on one dataset, or the ablation suite with its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from llembed.cli.common import (
+    BatchSizeOpt,
+    BidirectionalOpt,
+    DtypeOpt,
+    ExcludePromptOpt,
+    LayerOpt,
+    MaxLengthOpt,
+    ModelOpt,
+    PoolingOpt,
+    PromptOpt,
+    RecipeOpt,
+    TaskOpt,
+    TruncationOpt,
+    console,
+    handle_errors,
+    load_embedder,
+    out,
+)
+from llembed.errors import InputError
+
+
+@handle_errors
+def eval_command(
+    data: Annotated[str | None, typer.Option(help="Dataset folder/file, or a bundled name; none → the suite")] = None,
+    type: Annotated[
+        str | None, typer.Option("--type", help="sts|retrieval|classification|pair|clustering|reranking")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="table | json (scores on stdout)")] = "table",
+    model: ModelOpt = None,
+    recipe: RecipeOpt = None,
+    prompt: PromptOpt = None,
+    pooling: PoolingOpt = None,
+    layer: LayerOpt = None,
+    task: TaskOpt = None,
+    bidirectional: BidirectionalOpt = None,
+    exclude_prompt: ExcludePromptOpt = None,
+    dtype: DtypeOpt = None,
+    max_length: MaxLengthOpt = None,
+    truncation: TruncationOpt = None,
+    sparse: Annotated[bool, typer.Option(help="Retrieval: also sparse (LM head) and hybrid scores")] = False,
+    suite: Annotated[str, typer.Option(help="quick | full (without --data)")] = "quick",
+    grid: Annotated[list[str] | None, typer.Option(help="field=v1,v2 (repeat) or a grid YAML file")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Report folder (suite runs)")] = Path("llembed-eval"),
+    sts_pairs: Annotated[int, typer.Option(help="Quick suite: STS-B test pairs sampled")] = 200,
+    retrieval_queries: Annotated[int, typer.Option(help="Quick suite: SciFact queries sampled")] = 40,
+    retrieval_documents: Annotated[int, typer.Option(help="Quick suite: random extra SciFact documents")] = 100,
+    max_document_tokens: Annotated[int, typer.Option(help="Quick suite: SciFact document token cap")] = 192,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="MiniLM and BM25 rows")] = True,
+    batch_size: BatchSizeOpt = 32,
+) -> None:
+    """Evaluate a recipe on a dataset, or (no --data) run the ablation suite and write its report."""
+    import json as json_module
+
+    from llembed.evaluation.ablation import parse_grid
+    from llembed.evaluation.bundled import DATA_DIR
+    from llembed.evaluation.datasets import load_dataset
+    from llembed.evaluation.evaluate import evaluate
+    from llembed.evaluation.suites import SuiteOptions
+    from llembed.evaluation.tasks import make_task
+
+    if format not in ("table", "json"):
+        raise InputError(f"--format must be table or json, not {format!r}")
+    options = dict(
+        prompt=prompt,
+        pooling=pooling,
+        layer=layer,
+        task=task,
+        bidirectional=bidirectional,
+        exclude_prompt=exclude_prompt,
+        dtype=dtype,
+        max_length=max_length,
+        truncation=truncation,
+    )
+    dataset = None
+    if data is not None:  # the data is read (and any problem in it reported) before the model loads
+        path = Path(data) if Path(data).exists() else DATA_DIR / data
+        dataset = load_dataset(path, type=type)
+    embedder = load_embedder(model, recipe, **options)
+    if dataset is None:
+        suite_options = SuiteOptions(
+            suite=suite,
+            sts_pairs=sts_pairs,
+            retrieval_queries=retrieval_queries,
+            retrieval_documents=retrieval_documents,
+            max_document_tokens=max_document_tokens,
+            grid=parse_grid(grid) if grid else None,
+            baselines=baselines,
+            batch_size=batch_size,
+        )
+        _run_suite(embedder, output, suite_options, format)
+        return
+    results = evaluate(embedder, make_task(dataset), batch_size=batch_size, sparse=sparse)
+    if format == "json":
+        payload = {
+            "model": embedder.recipe.model,
+            "recipe": embedder.recipe.to_dict(),
+            "dataset": dataset.name,
+            "type": dataset.type,
+            "results": [{"variant": r.variant, "scores": r.scores, "efficiency": r.efficiency} for r in results],
+        }
+        print(json_module.dumps(payload, indent=2))
+        return
+    table = Table(title=f"{dataset.name} ({dataset.type}) · {embedder!r}")
+    table.add_column("variant")
+    metrics = [k for k in results[0].scores if k != "main"]
+    for name in metrics:
+        table.add_column(name, justify="right")
+    for column in ("ms/text", "empty", "truncated"):
+        table.add_column(column, justify="right")
+    for result in results:
+        table.add_row(
+            result.variant,
+            *[f"{result.scores[m]:.2f}" for m in metrics],
+            f"{result.efficiency.get('ms_per_text', 0):.1f}",
+            str(result.efficiency.get("empty", 0)),
+            str(result.efficiency.get("truncated", 0)),
+        )
+    out.print(table)
+
+
+def _run_suite(
+    embedder,
+    output,
+    suite,
+    grid,
+    sts_pairs,
+    retrieval_queries,
+    retrieval_documents,
+    max_document_tokens,
+    baselines,
+    batch_size,
+    format,
+) -> None:
+    import json as json_module
+
+    from llembed.evaluation.ablation import best_cells, parse_grid
+    from llembed.evaluation.suites import SuiteOptions, run_suite
+
+    options = SuiteOptions(
+        suite=suite,
+        sts_pairs=sts_pairs,
+        retrieval_queries=retrieval_queries,
+        retrieval_documents=retrieval_documents,
+        max_document_tokens=max_document_tokens,
+        grid=parse_grid(grid) if grid else None,
+        baselines=baselines,
+        batch_size=batch_size,
+    )
+    result = run_suite(embedder, output, options)
+    best = best_cells(result["cells"])
+    if format == "json":
+        print(
+            json_module.dumps(
+                {"meta": result["meta"], "best": {t: {"recipe": c.label, "main": c.main} for t, c in best.items()}},
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    for task_name in dict.fromkeys(c.task for c in result["cells"]):
+        cells = sorted((c for c in result["cells"] if c.task == task_name), key=lambda c: -c.main)
+        table = Table(title=f"{task_name} — top recipes and baselines")
+        for column in ("recipe", "variant", "main", "ms/text", "tokens/s"):
+            table.add_column(column, justify="left" if column in ("recipe", "variant") else "right")
+        shown = cells[:10] + [c for c in cells[10:] if c.variant in ("baseline", "sparse", "hybrid")]
+        for cell in shown:
+            style = "bold red" if best.get(task_name) is cell else None
+            table.add_row(
+                cell.label,
+                cell.variant,
+                f"{cell.main:.2f}",
+                f"{cell.efficiency.get('ms_per_text', 0):.1f}",
+                f"{cell.efficiency.get('tokens_per_s', 0):.0f}",
+                style=style,
+            )
+        out.print(table)
+    meta = result["meta"]
+    console.print(f"{meta['computed']} cells computed, {meta['reused']} from cache, {meta['seconds']:.0f} s")
+    console.print(f"report: {result['paths']['html']}  tables: {result['paths']['md']}")
+
+
+def _run_suite(embedder, output: Path, options, format: str) -> None:
+    import json as json_module
+
+    from llembed.evaluation.ablation import best_cells
+    from llembed.evaluation.suites import run_suite
+
+    result = run_suite(embedder, output, options)
+    best = best_cells(result["cells"])
+    if format == "json":
+        print(
+            json_module.dumps(
+                {"meta": result["meta"], "best": {t: {"recipe": c.label, "main": c.main} for t, c in best.items()}},
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    for task_name in dict.fromkeys(c.task for c in result["cells"]):
+        cells = sorted((c for c in result["cells"] if c.task == task_name), key=lambda c: -c.main)
+        table = Table(title=f"{task_name} — top recipes and baselines")
+        for column in ("recipe", "variant", "main", "ms/text", "tokens/s"):
+            table.add_column(column, justify="left" if column in ("recipe", "variant") else "right")
+        shown = cells[:10] + [c for c in cells[10:] if c.variant in ("baseline", "sparse", "hybrid")]
+        for cell in shown:
+            style = "bold red" if best.get(task_name) is cell else None
+            table.add_row(
+                cell.label,
+                cell.variant,
+                f"{cell.main:.2f}",
+                f"{cell.efficiency.get('ms_per_text', 0):.1f}",
+                f"{cell.efficiency.get('tokens_per_s', 0):.0f}",
+                style=style,
+            )
+        out.print(table)
+    meta = result["meta"]
+    console.print(f"{meta['computed']} cells computed, {meta['reused']} from cache, {meta['seconds']:.0f} s")
+    console.print(f"report: {result['paths']['html']}  tables: {result['paths']['md']}")

@@ -1,0 +1,1 @@
+"""Bridges to other tools of the field (sentence-transformers, mteb, Ray); they use only the public API."""
