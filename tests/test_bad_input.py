@@ -66,9 +66,15 @@ def test_cli_layer_out_of_the_models_range(tmp_path, texts_file, tiny_model_dirs
     assert "layer 9 out of range: the model has hidden states 0..4" in _error_line(result)
 
 
-def test_cli_eval_bad_layer_is_one_line_too(no_model_load):
+def test_cli_eval_bad_values_are_one_line_too(no_model_load):
     result = runner.invoke(app, ["eval", "--data", "stsbenchmark", "--layer", "last"])
     assert "layer 'last' is not" in _error_line(result)
+    result = runner.invoke(app, ["eval", "--suite", "huge"])
+    assert "unknown suite 'huge'; choose one of quick, full" in _error_line(result)
+    result = runner.invoke(app, ["eval", "--grid", "pooling"])
+    assert "error: " in _error_line(result)
+    result = runner.invoke(app, ["eval", "--data", "no-such-set"])
+    assert "no-such-set" in _error_line(result)
 
 
 def test_cli_files_that_cannot_be_read_or_written(tmp_path, texts_file, no_model_load):

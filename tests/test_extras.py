@@ -33,3 +33,22 @@ def test_the_cli_says_which_extra_is_missing(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["eval", "--data", "stsbenchmark"])
     assert result.exit_code == 2
     assert "error: evaluation needs mteb, not installed here: pip install 'llembed[eval]'" in result.output
+
+
+def test_the_core_embeds_without_any_extra(tmp_path, tiny_model_dirs):
+    """`llembed embed` in a process where every extra's modules fail to import, as after `pip install llembed`."""
+    import subprocess
+
+    blocked = sorted({name for names in EXTRAS.values() for name in names} | {"mteb", "openai", "selenium"})
+    texts, vectors, model = tmp_path / "texts.txt", tmp_path / "v.npy", str(tiny_model_dirs["llama"])
+    # a module set to None in sys.modules is what a missing package looks like to import and to find_spec
+    script = (
+        f"import sys\nsys.modules.update(dict.fromkeys({blocked!r}))\nfrom llembed.cli import app\n"
+        f"app(['embed', {str(texts)!r}, '-o', {str(vectors)!r}, '-m', {model!r}, '--dtype', 'float32'])\n"
+    )
+    texts.write_text("A man plays a guitar.\nCats sleep.\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import numpy as np
+
+    assert np.load(vectors).shape == (2, 64)

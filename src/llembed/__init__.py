@@ -3,6 +3,16 @@
 from llembed.embedder import Embedder, PoolSpec
 from llembed.errors import InputError, LlembedError, ModelNotFoundError, RecipeError
 from llembed.recipe import Recipe
+from llembed.resolve import resolve
 
-__all__ = ["Embedder", "InputError", "LlembedError", "ModelNotFoundError", "PoolSpec", "Recipe", "RecipeError"]
+__all__ = [
+    "Embedder",
+    "InputError",
+    "LlembedError",
+    "ModelNotFoundError",
+    "PoolSpec",
+    "Recipe",
+    "RecipeError",
+    "resolve",
+]
 __version__ = "0.1.0"

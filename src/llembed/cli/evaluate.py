@@ -81,12 +81,8 @@ def eval_command(
         max_length=max_length,
         truncation=truncation,
     )
-    dataset = None
-    if data is not None:  # the data is read (and any problem in it reported) before the model loads
-        path = Path(data) if Path(data).exists() else DATA_DIR / data
-        dataset = load_dataset(path, type=type)
-    embedder = load_embedder(model, recipe, **options)
-    if dataset is None:
+    # the data (or the suite's grid) is read, and any problem in it reported, before the model loads
+    if data is None:
         suite_options = SuiteOptions(
             suite=suite,
             sts_pairs=sts_pairs,
@@ -97,8 +93,10 @@ def eval_command(
             baselines=baselines,
             batch_size=batch_size,
         )
-        _run_suite(embedder, output, suite_options, format)
+        _run_suite(load_embedder(model, recipe, **options), output, suite_options, format)
         return
+    dataset = load_dataset(Path(data) if Path(data).exists() else DATA_DIR / data, type=type)
+    embedder = load_embedder(model, recipe, **options)
     results = evaluate(embedder, make_task(dataset), batch_size=batch_size, sparse=sparse)
     if format == "json":
         payload = {
@@ -126,67 +124,6 @@ def eval_command(
             str(result.efficiency.get("truncated", 0)),
         )
     out.print(table)
-
-
-def _run_suite(
-    embedder,
-    output,
-    suite,
-    grid,
-    sts_pairs,
-    retrieval_queries,
-    retrieval_documents,
-    max_document_tokens,
-    baselines,
-    batch_size,
-    format,
-) -> None:
-    import json as json_module
-
-    from llembed.evaluation.ablation import best_cells, parse_grid
-    from llembed.evaluation.suites import SuiteOptions, run_suite
-
-    options = SuiteOptions(
-        suite=suite,
-        sts_pairs=sts_pairs,
-        retrieval_queries=retrieval_queries,
-        retrieval_documents=retrieval_documents,
-        max_document_tokens=max_document_tokens,
-        grid=parse_grid(grid) if grid else None,
-        baselines=baselines,
-        batch_size=batch_size,
-    )
-    result = run_suite(embedder, output, options)
-    best = best_cells(result["cells"])
-    if format == "json":
-        print(
-            json_module.dumps(
-                {"meta": result["meta"], "best": {t: {"recipe": c.label, "main": c.main} for t, c in best.items()}},
-                indent=2,
-                default=str,
-            )
-        )
-        return
-    for task_name in dict.fromkeys(c.task for c in result["cells"]):
-        cells = sorted((c for c in result["cells"] if c.task == task_name), key=lambda c: -c.main)
-        table = Table(title=f"{task_name} — top recipes and baselines")
-        for column in ("recipe", "variant", "main", "ms/text", "tokens/s"):
-            table.add_column(column, justify="left" if column in ("recipe", "variant") else "right")
-        shown = cells[:10] + [c for c in cells[10:] if c.variant in ("baseline", "sparse", "hybrid")]
-        for cell in shown:
-            style = "bold red" if best.get(task_name) is cell else None
-            table.add_row(
-                cell.label,
-                cell.variant,
-                f"{cell.main:.2f}",
-                f"{cell.efficiency.get('ms_per_text', 0):.1f}",
-                f"{cell.efficiency.get('tokens_per_s', 0):.0f}",
-                style=style,
-            )
-        out.print(table)
-    meta = result["meta"]
-    console.print(f"{meta['computed']} cells computed, {meta['reused']} from cache, {meta['seconds']:.0f} s")
-    console.print(f"report: {result['paths']['html']}  tables: {result['paths']['md']}")
 
 
 def _run_suite(embedder, output: Path, options, format: str) -> None:

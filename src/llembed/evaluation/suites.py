@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llembed.embedder import Embedder
+from llembed.errors import InputError
 from llembed.evaluation.ablation import AblationRunner
 from llembed.evaluation.bundled import load_bundled, subsample_pairs, subsample_retrieval
 from llembed.evaluation.report import write_report
 
+SUITES = ("quick", "full")
 QUICK_PROMPTS = ["none", "prompteol", "pcoteol", "ke", "metaeol", "echo", "icl"]
 QUICK_POOLINGS = ["last", "mean", "weighted_mean"]
 STS_SETS = ["stsbenchmark", "sick", "sts17-en-en"]
@@ -37,6 +39,10 @@ class SuiteOptions:
     baselines: bool = True
     batch_size: int = 32
 
+    def __post_init__(self) -> None:
+        if self.suite not in SUITES:
+            raise InputError(f"unknown suite {self.suite!r}; choose one of {', '.join(SUITES)}")
+
 
 def default_grid(embedder: Embedder) -> dict[str, list]:
     middle = embedder.backbone.num_layers // 2
@@ -60,13 +66,11 @@ def run_suite(embedder: Embedder, out_dir: str | Path, options: SuiteOptions) ->
         retrieval = subsample_retrieval(load_bundled("scifact"), options.retrieval_queries, options.retrieval_documents)
         lexical = lexical.replace(max_length=options.max_document_tokens, truncation=True)
         others = []
-    elif options.suite == "full":
+    else:  # "full" (SuiteOptions refuses other names)
         sts = [load_bundled(name) for name in STS_SETS]
         retrieval = load_bundled("scifact")
         lexical = lexical.replace(truncation=True, max_length=min(512, embedder.recipe.max_length or 512))
         others = [load_bundled(name) for name in OTHER_SETS]
-    else:
-        raise ValueError(f"unknown suite {options.suite!r}")
 
     for dataset in sts:
         runner.run_grid(grid, dataset, base)
