@@ -30,6 +30,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import numpy as np  # noqa: E402
 
 from llembed import Embedder, Recipe  # noqa: E402
+from llembed.backbone import cpu_name
 from llembed.corpus import embed_corpus, read_vectors  # noqa: E402
 from llembed.evaluation.bundled import load_bundled  # noqa: E402
 from llembed.io_utils import atomic_write_text  # noqa: E402
@@ -60,7 +61,7 @@ def main() -> None:
         for doc_id, text in corpus:
             handle.write(json.dumps({"id": doc_id, "text": text}) + "\n")
     what = "SciFact abstracts" if args.data == "scifact" else "STS Benchmark sentences"
-    print(f"{len(texts)} {what}, {os.cpu_count()} CPUs, recipe {recipe.prompt} · {recipe.pooling}")
+    print(f"{len(texts)} {what}, {os.cpu_count()} CPUs ({cpu_name()}), recipe {recipe.prompt} · {recipe.pooling}")
 
     rows = []
 
@@ -104,7 +105,12 @@ def main() -> None:
     print(f"single-process output vs library: max |Δ| {worst_plain:.1e}")
     if args.json:
         report = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "cpu": cpu_name(),
+                "platform": platform.platform(),
+                "python": sys.version.split()[0],
+            },
             "data": args.data,
             "rows": len(texts),
             "actors": args.actors,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from llembed import Embedder
-from llembed.backbone import cpu_has_native_bf16
+from llembed.backbone import cpu_has_native_bf16, cpu_name
 from llembed.evaluation.bundled import DATA_DIR
 from llembed.evaluation.measure import measure
 from llembed.model_sources import dequantized_gguf, locate
@@ -195,7 +195,7 @@ def main() -> None:
     native_bf16 = cpu_has_native_bf16()
     peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}, "
+        f"machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}, "
         f"native bf16: {native_bf16}"
     )
     print(f"matmul peak: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.1f} GFLOP/s")
@@ -303,6 +303,7 @@ def main() -> None:
     report = {
         "machine": {
             "arch": platform.machine(),
+            "cpu": cpu_name(),
             "cpus": os.cpu_count(),
             "threads": torch.get_num_threads(),
             "native_bf16": native_bf16,

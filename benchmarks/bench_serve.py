@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ import numpy as np  # noqa: E402
 from serving.conftest import running  # noqa: E402
 
 from llembed import Embedder  # noqa: E402
+from llembed.backbone import cpu_has_native_bf16, cpu_name
 from llembed.evaluation.bundled import load_bundled  # noqa: E402
 from llembed.io_utils import atomic_write_text  # noqa: E402
 from llembed.serving import create_app  # noqa: E402
@@ -94,7 +94,8 @@ def main() -> None:
     rows = load_bundled("stsbenchmark").rows
     texts = [t for r in rows for t in (r["sentence1"], r["sentence2"])][: args.requests]
     embedder = Embedder.from_pretrained(args.model)
-    print(f"{embedder}\n{len(texts)} requests of one STS-B sentence each; {platform.processor() or platform.machine()}")
+    print(f"{embedder}\n{len(texts)} requests of one STS-B sentence each")
+    print(f"cpu: {cpu_name()}, native bf16: {cpu_has_native_bf16()}")
 
     started = time.perf_counter()
     expected = np.stack([embedder.encode(t) for t in texts])

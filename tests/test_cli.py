@@ -125,3 +125,20 @@ def test_strategies_lists_every_prompt_and_pooling():
     assert result.exit_code == 0
     for name in [*STRATEGIES, "weighted_mean", "eos", "max"]:
         assert name in result.output
+
+
+def test_recipe_flags_come_from_one_table():
+    """Every command that takes recipe flags takes them from ``RECIPE_FLAGS``, under the field's own name."""
+    import typer
+
+    from llembed.cli.common import PIPELINE_FLAGS, RECIPE_FLAGS
+    from llembed.recipe import Recipe
+
+    commands = typer.main.get_command(app).commands
+    names = {name: {p.name for p in command.params} for name, command in commands.items()}
+    assert set(RECIPE_FLAGS) <= names["embed"]
+    assert set(PIPELINE_FLAGS) <= names["eval"] and "precision" not in names["eval"]
+    assert {"prompt", "pooling", "task"} <= names["export-st"]
+    assert set(RECIPE_FLAGS) <= set(Recipe.__dataclass_fields__)  # one name: flag, keyword, YAML key
+    pooling = next(p for p in commands["embed"].params if p.name == "pooling")
+    assert pooling.help == "last | eos | mean | weighted_mean | first | max"

@@ -49,6 +49,21 @@ def cpu_has_native_bf16() -> bool:
     return any(flag in flags for flag in (" amx_bf16", " avx512_bf16"))
 
 
+@functools.cache
+def cpu_name() -> str:
+    """The CPU's model name (benchmarks and reports say which CPU they ran on)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):

@@ -4,6 +4,7 @@ embedder through the one resolver, and the one error handler (a clear line and e
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -37,6 +38,26 @@ MaxLengthOpt = Annotated[int | None, typer.Option(help="Max tokens per prompted 
 TruncationOpt = Annotated[bool | None, typer.Option("--truncation/--no-truncation")]
 PrecisionOpt = Annotated[str | None, typer.Option(help=" | ".join(PRECISIONS))]
 BatchSizeOpt = Annotated[int, typer.Option(help="Texts per forward pass")]
+NormalizeOpt = Annotated[bool | None, typer.Option("--normalize/--no-normalize")]
+TruncateDimOpt = Annotated[int | None, typer.Option(help="Matryoshka: keep the first N dimensions")]
+
+RECIPE_FLAGS: dict[str, Any] = {
+    "prompt": PromptOpt,
+    "pooling": PoolingOpt,
+    "layer": LayerOpt,
+    "task": TaskOpt,
+    "bidirectional": BidirectionalOpt,
+    "exclude_prompt": ExcludePromptOpt,
+    "dtype": DtypeOpt,
+    "max_length": MaxLengthOpt,
+    "truncation": TruncationOpt,
+    "normalize": NormalizeOpt,
+    "truncate_dim": TruncateDimOpt,
+    "precision": PrecisionOpt,
+}
+"""Every recipe field a command can take as a flag, named as in Python and YAML (``--exclude-prompt``)."""
+PIPELINE_FLAGS = tuple(name for name in RECIPE_FLAGS if name not in ("normalize", "truncate_dim", "precision"))
+"""The flags that shape the pooled vectors (the rest only format them)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,10 +77,32 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def layer_value(value: str | None) -> int | list[int] | str | None:
+def recipe_flags(*names: str) -> Callable[[F], F]:
+    """Give a command the recipe flags ``names`` (default: all of :data:`RECIPE_FLAGS`): they are added to its
+    signature for typer, and reach the command as one ``recipe_fields`` dict of the flags that were set."""
+    chosen = names or tuple(RECIPE_FLAGS)
+
+    def decorate(command: F) -> F:
+        signature = inspect.signature(command, eval_str=True)  # typer reads this one: no string annotations
+        own = [p for p in signature.parameters.values() if p.name != "recipe_fields"]
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        added = [inspect.Parameter(name, keyword, default=None, annotation=RECIPE_FLAGS[name]) for name in chosen]
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            fields = recipe_options(**{name: kwargs.pop(name, None) for name in chosen})
+            return command(*args, recipe_fields=fields, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def layer_value(value: Any) -> int | list[int] | str | None:
     """``--layer`` as the recipe holds it: ``-1`` → -1, ``3,5`` → [3, 5], ``-4:`` stays a slice string."""
-    if value is None:
-        return None
+    if not isinstance(value, str):
+        return value
     parsed = parse_layer_spec(value)  # a bad value is a RecipeError naming the field and the forms
     if isinstance(parsed, slice):
         return value
@@ -73,8 +116,8 @@ def recipe_options(**options: Any) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
-def load_embedder(model: str | None, recipe: Path | None, **options: Any):
+def load_embedder(model: str | None, recipe: Path | None, **fields: Any):
     """The embedder ``--model`` / ``--recipe`` / recipe flags name, through the one resolver."""
     from llembed.embedder import Embedder
 
-    return Embedder.from_pretrained(model, recipe=recipe, **recipe_options(**options))
+    return Embedder.from_pretrained(model, recipe=recipe, **recipe_options(**fields))

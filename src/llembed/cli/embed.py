@@ -11,51 +11,30 @@ from rich.table import Table
 
 from llembed.cli.common import (
     BatchSizeOpt,
-    BidirectionalOpt,
-    DtypeOpt,
-    ExcludePromptOpt,
-    LayerOpt,
-    MaxLengthOpt,
     ModelOpt,
-    PoolingOpt,
-    PrecisionOpt,
-    PromptOpt,
     RecipeOpt,
-    TaskOpt,
-    TruncationOpt,
     console,
     handle_errors,
     load_embedder,
     out,
+    recipe_flags,
 )
 from llembed.errors import InputError
 
 
 @handle_errors
+@recipe_flags()
 def embed_command(
     input: Annotated[Path, typer.Argument(help="Texts: .txt (a line each), .jsonl, .csv or .parquet")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Vectors: .npy or .parquet")],
     column: Annotated[str, typer.Option(help="Text column/field of .jsonl/.csv/.parquet input")] = "text",
     model: ModelOpt = None,
     recipe: RecipeOpt = None,
-    prompt: PromptOpt = None,
-    pooling: PoolingOpt = None,
-    layer: LayerOpt = None,
-    task: TaskOpt = None,
     side: Annotated[str, typer.Option(help="text | query | document")] = "text",
-    bidirectional: BidirectionalOpt = None,
-    exclude_prompt: ExcludePromptOpt = None,
-    dtype: DtypeOpt = None,
-    max_length: MaxLengthOpt = None,
-    truncation: TruncationOpt = None,
-    normalize: Annotated[bool | None, typer.Option("--normalize/--no-normalize")] = None,
-    truncate_dim: Annotated[int | None, typer.Option(help="Matryoshka: keep the first N dimensions")] = None,
-    precision: PrecisionOpt = None,
     batch_size: BatchSizeOpt = 32,
     save_recipe: Annotated[Path | None, typer.Option(help="Also write the recipe used here")] = None,
-    compile: Annotated[
-        bool, typer.Option(help="torch.compile the model: minutes to compile, pays on big files")
-    ] = False,
+    compile: Annotated[bool, typer.Option(help="torch.compile the model (minutes to compile; see the README)")] = False,
+    recipe_fields: dict | None = None,
 ) -> None:
     """Embed a file of texts and write the vectors."""
     from llembed.embedder import SIDES
@@ -68,22 +47,7 @@ def embed_command(
     if save_recipe is not None and not save_recipe.parent.is_dir():
         raise InputError(f"--save-recipe {save_recipe}: the folder {save_recipe.parent} does not exist")
     table = read_texts(input, column=column)
-    embedder = load_embedder(
-        model,
-        recipe,
-        prompt=prompt,
-        pooling=pooling,
-        layer=layer,
-        task=task,
-        bidirectional=bidirectional,
-        exclude_prompt=exclude_prompt,
-        dtype=dtype,
-        max_length=max_length,
-        truncation=truncation,
-        normalize=normalize,
-        truncate_dim=truncate_dim,
-        precision=precision,
-    )
+    embedder = load_embedder(model, recipe, **recipe_fields)
     if compile:
         embedder.backbone.compile()
     console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} texts from {input}")
@@ -118,17 +82,16 @@ def strategies_command() -> None:
 
 
 @handle_errors
+@recipe_flags("prompt", "pooling", "task", "exclude_prompt", "max_length", "normalize", "truncate_dim")
 def export_st_command(
     output: Annotated[Path, typer.Argument(help="Folder to write")],
     model: ModelOpt = None,
     recipe: RecipeOpt = None,
-    prompt: PromptOpt = None,
-    pooling: PoolingOpt = None,
-    task: TaskOpt = None,
+    recipe_fields: dict | None = None,
 ) -> None:
     """Export a recipe as a sentence-transformers folder (where ST can express it)."""
     from llembed.integrations.sentence_transformers import export_sentence_transformers
 
-    embedder = load_embedder(model, recipe, prompt=prompt, pooling=pooling, task=task, dtype="float32")
+    embedder = load_embedder(model, recipe, **recipe_fields, dtype="float32")
     path = export_sentence_transformers(embedder, output)
     console.print(f"wrote sentence-transformers folder {path}")

@@ -10,26 +10,21 @@ from rich.table import Table
 
 from llembed.cli.common import (
     BatchSizeOpt,
-    BidirectionalOpt,
-    DtypeOpt,
-    ExcludePromptOpt,
-    LayerOpt,
-    MaxLengthOpt,
     ModelOpt,
-    PoolingOpt,
-    PromptOpt,
     RecipeOpt,
-    TaskOpt,
-    TruncationOpt,
     console,
     handle_errors,
     load_embedder,
     out,
+    recipe_flags,
 )
 from llembed.errors import InputError
 
 
 @handle_errors
+@recipe_flags(
+    "prompt", "pooling", "layer", "task", "bidirectional", "exclude_prompt", "dtype", "max_length", "truncation"
+)
 def eval_command(
     data: Annotated[str | None, typer.Option(help="Dataset folder/file, or a bundled name; none → the suite")] = None,
     type: Annotated[
@@ -38,15 +33,6 @@ def eval_command(
     format: Annotated[str, typer.Option("--format", help="table | json (scores on stdout)")] = "table",
     model: ModelOpt = None,
     recipe: RecipeOpt = None,
-    prompt: PromptOpt = None,
-    pooling: PoolingOpt = None,
-    layer: LayerOpt = None,
-    task: TaskOpt = None,
-    bidirectional: BidirectionalOpt = None,
-    exclude_prompt: ExcludePromptOpt = None,
-    dtype: DtypeOpt = None,
-    max_length: MaxLengthOpt = None,
-    truncation: TruncationOpt = None,
     sparse: Annotated[bool, typer.Option(help="Retrieval: also sparse (LM head) and hybrid scores")] = False,
     suite: Annotated[str, typer.Option(help="quick | full (without --data)")] = "quick",
     grid: Annotated[list[str] | None, typer.Option(help="field=v1,v2 (repeat) or a grid YAML file")] = None,
@@ -57,6 +43,7 @@ def eval_command(
     max_document_tokens: Annotated[int, typer.Option(help="Quick suite: SciFact document token cap")] = 192,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="MiniLM and BM25 rows")] = True,
     batch_size: BatchSizeOpt = 32,
+    recipe_fields: dict | None = None,
 ) -> None:
     """Evaluate a recipe on a dataset, or (no --data) run the ablation suite and write its report."""
     import json as json_module
@@ -70,17 +57,6 @@ def eval_command(
 
     if format not in ("table", "json"):
         raise InputError(f"--format must be table or json, not {format!r}")
-    options = dict(
-        prompt=prompt,
-        pooling=pooling,
-        layer=layer,
-        task=task,
-        bidirectional=bidirectional,
-        exclude_prompt=exclude_prompt,
-        dtype=dtype,
-        max_length=max_length,
-        truncation=truncation,
-    )
     # the data (or the suite's grid) is read, and any problem in it reported, before the model loads
     if data is None:
         suite_options = SuiteOptions(
@@ -93,10 +69,10 @@ def eval_command(
             baselines=baselines,
             batch_size=batch_size,
         )
-        _run_suite(load_embedder(model, recipe, **options), output, suite_options, format)
+        _run_suite(load_embedder(model, recipe, **recipe_fields), output, suite_options, format)
         return
     dataset = load_dataset(Path(data) if Path(data).exists() else DATA_DIR / data, type=type)
-    embedder = load_embedder(model, recipe, **options)
+    embedder = load_embedder(model, recipe, **recipe_fields)
     results = evaluate(embedder, make_task(dataset), batch_size=batch_size, sparse=sparse)
     if format == "json":
         payload = {

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from llembed.backbone import cpu_name
 from llembed.embedder import Embedder
 from llembed.errors import InputError
 from llembed.evaluation.ablation import AblationRunner
@@ -96,19 +97,9 @@ def run_suite(embedder: Embedder, out_dir: str | Path, options: SuiteOptions) ->
         "seconds": time.perf_counter() - started,
         "computed": runner.computed,
         "reused": runner.reused,
-        "machine": f"{platform.machine()}, {_cpu_name()}, dtype {base.dtype}",
+        "machine": f"{platform.machine()}, {cpu_name()}, dtype {base.dtype}",
         "options": {k: v for k, v in vars(options).items() if k != "grid"},
         "grid": grid,
     }
     paths = write_report(runner.cells, Path(out_dir), meta)
     return {"paths": paths, "cells": runner.cells, "meta": meta}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
