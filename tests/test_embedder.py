@@ -365,19 +365,14 @@ def test_the_logit_lens_norms_every_layer_below_the_final_one_in_an_averaged_set
     assert np.allclose(sorted(matrix.data), sorted(values[values > 0].tolist()), atol=1e-5)
 
 
-def test_lm_head_rows_past_the_tokenizer_get_no_weight(tiny_model_dirs, decoder_tokenizer, tmp_path):
+def test_lm_head_rows_past_the_tokenizer_get_no_weight(decoder_tokenizer):
     """A model whose embedding matrix is padded past the tokenizer (Qwen, Gemma do this) gives no ``None`` keys."""
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoModelForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=len(decoder_tokenizer) + 64,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=False,
-    )
+    from .conftest import _tiny_config
+
+    config = _tiny_config("llama", len(decoder_tokenizer) + 64)
+    config.tie_word_embeddings = False
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config)
     with torch.no_grad():
