@@ -139,6 +139,27 @@ def test_recipe_flags_come_from_one_table():
     assert set(RECIPE_FLAGS) <= names["embed"]
     assert set(PIPELINE_FLAGS) <= names["eval"] and "precision" not in names["eval"]
     assert {"prompt", "pooling", "task"} <= names["export-st"]
+    assert set(RECIPE_FLAGS) <= names["serve"] and set(RECIPE_FLAGS) <= names["embed-corpus"]
+    assert set(RECIPE_FLAGS) <= {p.name for p in commands["index"].commands["build"].params}
     assert set(RECIPE_FLAGS) <= set(Recipe.__dataclass_fields__)  # one name: flag, keyword, YAML key
     pooling = next(p for p in commands["embed"].params if p.name == "pooling")
     assert pooling.help == "last | eos | mean | weighted_mean | first | max"
+
+
+def test_recipe_flags_reach_the_corpus_index_and_server(tmp_path, model_dir):
+    from llembed.corpus import read_vectors
+    from llembed.serving.assembly import AppSpec, build_app
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(SENTENCES)))
+    flags = ["-m", model_dir, "--pooling", "mean", "--prompt", "none", "--dtype", "float32"]
+    expected = Embedder.from_pretrained(model_dir, pooling="mean", prompt="none", dtype="float32")
+    result = runner.invoke(app, ["embed-corpus", str(docs), str(tmp_path / "vectors"), "--runner", "local", *flags])
+    assert result.exit_code == 0, result.output
+    assert np.allclose(read_vectors(tmp_path / "vectors").vectors, expected.encode_documents(SENTENCES), atol=1e-5)
+    result = runner.invoke(app, ["index", "build", str(docs), "-o", str(tmp_path / "idx"), *flags])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert manifest["recipe"]["pooling"] == "mean" and manifest["recipe_hash"] == expected.recipe.digest()
+    served = build_app(AppSpec(model=model_dir, fields=(("pooling", "mean"), ("prompt", "none"), ("dtype", "float32"))))
+    assert next(iter(served.state.server.models.values())).embedder.recipe == expected.recipe

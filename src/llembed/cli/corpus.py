@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from llembed.cli.common import BatchSizeOpt, ModelOpt, RecipeOpt, console, handle_errors
+from llembed.cli.common import BatchSizeOpt, ModelOpt, RecipeOpt, console, handle_errors, recipe_flags
 from llembed.errors import InputError
 
 
 @handle_errors
+@recipe_flags()
 def embed_corpus_command(
     inputs: Annotated[
         list[Path], typer.Argument(help="INPUT… OUTPUT: .jsonl/.parquet files or folders, then the output folder")
@@ -37,6 +38,7 @@ def embed_corpus_command(
     store_text: Annotated[bool, typer.Option("--store-text/--no-text", help="Keep the text beside its vector")] = True,
     on_error: Annotated[str, typer.Option(help="A malformed row: skip (report it, go on) | stop")] = "skip",
     overwrite: Annotated[bool, typer.Option(help="Start the output folder again even if its settings differ")] = False,
+    recipe_fields: dict | None = None,
 ) -> None:
     """Embed a corpus into parquet shards (id, vector[, text, sparse]) on Ray Data; re-run to resume."""
     from llembed.corpus import ShardOptions, embed_corpus
@@ -49,7 +51,7 @@ def embed_corpus_command(
     summary = embed_corpus(
         sources,
         output,
-        resolve_recipe(model, recipe),  # the workers load the model
+        resolve_recipe(model, recipe, **recipe_fields),  # the workers load the model
         options,
         shard_rows=shard_rows,
         runner=runner,

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from llembed.cli.common import ModelOpt, RecipeOpt, console, handle_errors, load_embedder, out
+from llembed.cli.common import ModelOpt, RecipeOpt, console, handle_errors, load_embedder, out, recipe_flags
 from llembed.errors import LlembedError
 
 index_app = typer.Typer(
@@ -26,6 +26,7 @@ def _named(value: str, what: str) -> tuple[str, str]:
 
 
 @handle_errors
+@recipe_flags()
 def serve_command(
     model: ModelOpt = None,
     recipe: RecipeOpt = None,
@@ -49,6 +50,7 @@ def serve_command(
     ] = None,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster for --ray-replicas (default: local)")] = None,
     cpus_per_replica: Annotated[float, typer.Option(help="CPUs (and torch threads) per Ray Serve replica")] = 1.0,
+    recipe_fields: dict | None = None,
 ) -> None:
     """Serve an OpenAI-compatible embeddings API, vector search and the web playground (at /)."""
     from llembed.serving import ServerSettings
@@ -65,6 +67,7 @@ def serve_command(
     spec = AppSpec(
         model=model,
         recipe=None if recipe is None else str(recipe),
+        fields=tuple(recipe_fields.items()),
         name=name,
         indexes=tuple(_named(value, "index") for value in index or []),
         indexes_only=no_model,
@@ -102,6 +105,7 @@ def _serve_on_ray(spec, replicas: int, host: str, port: int, address: str | None
 
 @index_app.command("build")
 @handle_errors
+@recipe_flags()
 def index_build_command(
     corpus: Annotated[list[Path], typer.Argument(help="Corpus files or folders: .jsonl, .parquet, .csv, .txt")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Index folder to write")],
@@ -112,6 +116,7 @@ def index_build_command(
     kind: Annotated[str, typer.Option(help="auto (exact up to 100k docs, then HNSW) | flat | hnsw")] = "auto",
     sparse: Annotated[bool, typer.Option("--sparse/--dense-only", help="Also a sparse (LM-head) index")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass")] = 32,
+    recipe_fields: dict | None = None,
 ) -> None:
     """Embed a corpus into a searchable index folder (resumable: re-run the same command after a crash)."""
     from llembed.corpus import is_vectors_folder, read_manifest
@@ -119,8 +124,10 @@ def index_build_command(
     from llembed.index.build import build_index_from_vectors, read_corpus
 
     if len(corpus) == 1 and is_vectors_folder(corpus[0]):  # an embed-corpus output: vectors already made
-        if model is not None or recipe is not None:
-            raise LlembedError(f"{corpus[0]} holds vectors with their own recipe: drop --model / --recipe")
+        if model is not None or recipe is not None or recipe_fields:
+            raise LlembedError(
+                f"{corpus[0]} holds vectors with their own recipe: drop --model / --recipe / recipe flags"
+            )
         if sparse and not read_manifest(corpus[0])["options"]["sparse"]:
             raise LlembedError(f"{corpus[0]} has no sparse vectors: embed it with `embed-corpus --sparse`")
         console.print(f"indexing the vectors of {corpus[0]} (no embedding needed)")
@@ -129,7 +136,7 @@ def index_build_command(
         console.print(f"wrote {manifest['kind']} index of {manifest['count']} × {manifest['dimension']} to {path}")
         return
     table = read_corpus(corpus, text_field, id_field)
-    embedder = load_embedder(model, recipe)
+    embedder = load_embedder(model, recipe, **recipe_fields)
     console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} documents")
     path = build_index(embedder, table, output, kind=kind, sparse=sparse, batch_size=batch_size)
     manifest = json.loads((path / "manifest.json").read_text())

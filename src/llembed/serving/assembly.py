@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from llembed.serving.settings import ServerSettings
 
@@ -15,6 +16,8 @@ class AppSpec:
     """Model folder, .gguf, alias or trained run (``None``: the default model)."""
     recipe: str | None = None
     """Recipe file; ``model`` overrides its model."""
+    fields: tuple[tuple[str, Any], ...] = ()
+    """Recipe fields that override the recipe's (``llembed serve --pooling mean``)."""
     name: str | None = None
     """The model's name in the API (default: the model folder's name)."""
     indexes: tuple[tuple[str, str], ...] = ()
@@ -39,7 +42,7 @@ def build_app(spec: AppSpec):
 
     models: dict[str, Embedder] = {}
     if not spec.indexes_only:
-        embedder = Embedder.from_pretrained(spec.model, recipe=spec.recipe)
+        embedder = Embedder.from_pretrained(spec.model, recipe=spec.recipe, **dict(spec.fields))
         models[spec.name or served_name(spec.model, embedder)] = embedder
     shared = next(iter(models.values()), None)
     indexes = {}
