@@ -58,10 +58,10 @@ class Embedder:
     """
 
     def __init__(self, backbone: Backbone, recipe: Recipe | None = None, defaults: Mapping[str, Any] | None = None):
-        recipe = _complete(backbone, recipe or Recipe(), defaults or {})
+        recipe, strategy = _complete(backbone, recipe or Recipe(), defaults or {})
         self.backbone = backbone
         self._recipe = recipe
-        self.strategy: Strategy = resolve_strategy(recipe.prompt, recipe.icl_examples)
+        self.strategy: Strategy = strategy
         self.layer_ids = resolve_layers(recipe.layer, backbone.num_layers)
         self.padding_side = recipe.padding_side or backbone.tokenizer.padding_side or "right"
         self.prompt_tokenizer = PromptTokenizer(
@@ -419,9 +419,9 @@ def validate_texts(texts: Any, allow_empty: bool = False) -> list[str]:
     return texts
 
 
-def _complete(backbone: Backbone, recipe: Recipe, model_defaults: Mapping[str, Any]) -> Recipe:
+def _complete(backbone: Backbone, recipe: Recipe, model_defaults: Mapping[str, Any]) -> tuple[Recipe, Strategy]:
     """Fill the recipe's ``None`` fields: the model folder's own defaults, then the decoder / encoder defaults,
-    then the strategy's (Token Prepending's blocks), then the model's length limit."""
+    then the strategy's (Token Prepending's blocks), then the model's length limit. Returns the strategy too."""
     fill = dict(DECODER_DEFAULTS if backbone.is_decoder else ENCODER_DEFAULTS) | dict(model_defaults)
     changes = {key: value for key, value in fill.items() if getattr(recipe, key) is None}
     recipe = recipe.replace(**changes) if changes else recipe
@@ -434,7 +434,7 @@ def _complete(backbone: Backbone, recipe: Recipe, model_defaults: Mapping[str, A
         raise RecipeError(f"max_length={recipe.max_length} exceeds the model's {backbone.max_positions} positions")
     if pooling_ops.get_pooling(recipe.pooling).decoder_only and not backbone.is_decoder:
         raise RecipeError(f"pooling {recipe.pooling!r} is for decoders; encoders have 'first' (CLS)")
-    return recipe
+    return recipe, strategy
 
 
 def _average_layers(states: dict[int, torch.Tensor], layers: Sequence[int]) -> torch.Tensor:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llembed.errors import RecipeError
-from llembed.model_sources import BUNDLED_MODELS, ModelSource, locate
+from llembed.model_sources import BUNDLED_MODELS, DEFAULT_MODEL, ModelSource, locate
 from llembed.pooling import FROM_ST_POOLING
 from llembed.recipe import Recipe
 
@@ -53,8 +53,8 @@ def resolve_recipe(
         base = Recipe.load(Path(model) / RUN_RECIPE if Path(model).is_dir() else model)
         model = None
     base = base or Recipe()
-    if model is not None:
-        base = base.replace(model=str(model))
+    if model is not None or base.model is None:  # named as the loaded embedder names it, so hashes agree
+        base = base.replace(model=DEFAULT_MODEL if model is None else str(model))
     if overrides:
         base = base.replace(**overrides)
     return base.replace(**_absolute_paths(base))
@@ -66,8 +66,6 @@ def resolve(
     """The recipe and where its model's files are; a missing model fails at once (llembed never downloads)."""
     requested = resolve_recipe(model, recipe, **overrides)
     source = locate(requested.model)
-    if requested.model is None:
-        requested = requested.replace(model=source.name)
     return Resolved(requested, source, sentence_transformers_defaults(source.path))
 
 

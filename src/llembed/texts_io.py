@@ -66,12 +66,17 @@ def _read_texts(path: Path, column: str, id_column: str | None) -> TextTable:
     raise InputError(f"{path}: unsupported input format {suffix!r}; use one of {', '.join(READ_FORMATS)}")
 
 
-def check_output(path: str | Path) -> Path:
-    """Refuse an output path before any work is done: a known format, in a folder that exists."""
-    path = Path(path)
+def _output_format(path: Path) -> str:
     suffix = path.suffix.lower() or "(none)"
     if suffix not in WRITE_FORMATS:
         raise InputError(f"{path}: unsupported output format {suffix!r}; use one of {', '.join(WRITE_FORMATS)}")
+    return suffix
+
+
+def check_output(path: str | Path) -> Path:
+    """Refuse an output path before any work is done: a known format, in a folder that exists."""
+    path = Path(path)
+    _output_format(path)
     if not path.parent.is_dir():
         raise InputError(f"{path}: the folder {path.parent} does not exist; create it first")
     if path.is_dir():
@@ -82,23 +87,20 @@ def check_output(path: str | Path) -> Path:
 def write_vectors(path: str | Path, vectors: np.ndarray, ids: list | None = None) -> Path:
     """``.npy`` (the array) or ``.parquet`` (``id`` and ``embedding`` columns), written atomically."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
+    if _output_format(path) == ".npy":
 
         def write(tmp: Path) -> None:
             with tmp.open("wb") as handle:
                 np.save(handle, vectors)
 
         return atomic_write(path, write)
-    if suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-        table = pa.table(
-            {
-                "id": ids if ids is not None else list(range(len(vectors))),
-                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
-            }
-        )
-        return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-    raise InputError(f"{path}: unsupported output format {suffix!r}; use one of {', '.join(WRITE_FORMATS)}")
+    table = pa.table(
+        {
+            "id": ids if ids is not None else list(range(len(vectors))),
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
+        }
+    )
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))

@@ -99,10 +99,10 @@ def recipe_flags(*names: str) -> Callable[[F], F]:
     return decorate
 
 
-def layer_value(value: Any) -> int | list[int] | str | None:
+def layer_value(value: str | None) -> int | list[int] | str | None:
     """``--layer`` as the recipe holds it: ``-1`` → -1, ``3,5`` → [3, 5], ``-4:`` stays a slice string."""
-    if not isinstance(value, str):
-        return value
+    if value is None:
+        return None
     parsed = parse_layer_spec(value)  # a bad value is a RecipeError naming the field and the forms
     if isinstance(parsed, slice):
         return value
@@ -117,7 +117,8 @@ def recipe_options(**options: Any) -> dict[str, Any]:
 
 
 def load_embedder(model: str | None, recipe: Path | None, **fields: Any):
-    """The embedder ``--model`` / ``--recipe`` / recipe flags name, through the one resolver."""
+    """The embedder ``--model`` / ``--recipe`` / recipe flags (``recipe_fields`` from :func:`recipe_flags`)
+    name, through the one resolver."""
     from llembed.embedder import Embedder
 
-    return Embedder.from_pretrained(model, recipe=recipe, **recipe_options(**fields))
+    return Embedder.from_pretrained(model, recipe=recipe, **fields)

@@ -27,8 +27,8 @@ from llembed.corpus.plan import Shard, fingerprint, plan_shards
 from llembed.corpus.shards import ShardOptions, embed_shard, shard_file, shard_metadata
 from llembed.errors import InputError
 from llembed.io_utils import atomic_write_text
-from llembed.model_sources import DEFAULT_MODEL
 from llembed.recipe import Recipe
+from llembed.resolve import resolve_recipe
 
 RUNNERS = ("auto", "ray", "local")
 
@@ -74,11 +74,6 @@ class CorpusSummary:
         }
 
 
-def resolve_recipe(recipe: Recipe) -> Recipe:
-    """The recipe with its model named as the loaded embedder names it, so hashes match without loading it."""
-    return recipe if recipe.model is not None else recipe.replace(model=DEFAULT_MODEL)
-
-
 def embed_corpus(
     inputs: Sequence[str | Path],
     output: str | Path,
@@ -108,7 +103,7 @@ def embed_corpus(
     if runner == "ray" and not _ray_installed():
         raise InputError("the Ray runner needs Ray: pip install 'llembed[ray]' (or use --runner local)")
     output = Path(output)
-    recipe = resolve_recipe(recipe)
+    recipe = resolve_recipe(recipe=recipe)  # what workers elsewhere load: the model named, local paths absolute
     digest = recipe.digest()
     shards = plan_shards(inputs, shard_rows)
     manifest = {
