@@ -1,5 +1,6 @@
 """llembed: any decoder-only LLM → a text-embedding model, with every training-free strategy as an option."""
 
+from llembed.chunked import TextChunks
 from llembed.embedder import Embedder, PoolSpec
 from llembed.errors import InputError, LlembedError, ModelNotFoundError, RecipeError
 from llembed.recipe import Recipe
@@ -13,6 +14,7 @@ __all__ = [
     "PoolSpec",
     "Recipe",
     "RecipeError",
+    "TextChunks",
     "resolve",
 ]
 __version__ = "0.1.0"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+GROUP_TEXTS = 4096  # texts tokenized and length-sorted together; bounds memory on long inputs
+
 
 def token_budget_batches(lengths: Sequence[int], max_rows: int, max_tokens: int | None = None) -> list[list[int]]:
     """Indices grouped into batches, longest texts first.

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from llembed import pooling as pooling_ops
 from llembed.backbone import Backbone
-from llembed.batching import token_budget_batches
+from llembed.batching import GROUP_TEXTS, token_budget_batches
+from llembed.chunked import ChunkedTexts, TextChunks, pool_chunks
 from llembed.errors import InputError, RecipeError
 from llembed.output import as_float, cosine_matrix, format_vectors
 from llembed.prefix_cache import PrefixState
@@ -36,7 +37,6 @@ Side = Literal["text", "query", "document"]
 SIDES: tuple[str, ...] = ("text", "query", "document")
 DECODER_DEFAULTS = {"prompt": "prompteol", "pooling": "last", "normalize": True}
 ENCODER_DEFAULTS = {"prompt": "none", "pooling": "mean", "normalize": True}
-CHUNK_TEXTS = 4096  # texts tokenized and length-sorted together; bounds memory on long inputs
 DEFAULT_MAX_BATCH_TOKENS = 4096  # keeps activations of long texts bounded; short texts batch wider
 MIN_PREFIX_TOKENS = 2  # shorter shared prefixes aren't worth a cache
 MIN_COMPILED_PREFIX_TOKENS = 64  # with torch.compile: below this, run the prefix in the compiled pass
@@ -188,7 +188,7 @@ class Embedder:
             ranges=None if ranges is None else np.asarray(ranges),
         )
 
-    def encode_stream(self, texts: Iterable[str], chunk_size: int = CHUNK_TEXTS, **kwargs: Any) -> Iterator[np.ndarray]:
+    def encode_stream(self, texts: Iterable[str], chunk_size: int = GROUP_TEXTS, **kwargs: Any) -> Iterator[np.ndarray]:
         """Embed an iterator of texts chunk by chunk: memory stays flat however many texts come in.
 
         Yields one ``(≤ chunk_size, d)`` array per chunk, in input order; ``kwargs`` as for :meth:`encode`.
@@ -272,7 +272,8 @@ class Embedder:
 
         Several prompt views (MetaEOL) are averaged per text, as the paper does. ``strict=False`` is for real
         corpora, as mteb scores them: an empty text is embedded as the model sees it (its prompt, or a lone EOS
-        token) and an over-long one is cut at ``max_length``; ``last_stats`` counts both.
+        token) and an over-long one is cut at ``max_length``; ``last_stats`` counts both. Under a recipe's
+        ``chunking`` a text's vector is the mean of its chunks' (see :mod:`llembed.chunked`).
         """
         texts = validate_texts(texts, allow_empty=not strict)
         if batch_size <= 0:
@@ -284,36 +285,99 @@ class Embedder:
             ):
                 raise RecipeError(f"pooling {spec.pooling!r} tokenizes differently: build an embedder with it")
         templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
-        width = self.backbone.hidden_size
+        self._start_stats(texts, templates)
+        if not texts:
+            return {spec: torch.zeros((0, self.backbone.hidden_size)) for spec in specs}
+        started = time.perf_counter()
+        if self.recipe.chunking == "none":
+            total = len(texts) * len(templates)
+            disabled = _progress_disabled(show_progress_bar, total, batch_size)
+            with tqdm(total=total, desc="embedding", unit="text", disable=disabled) as bar:
+                pooled = self._pool_texts(texts, specs, templates, task, batch_size, None if strict else True, bar)
+        else:
+            late = self.recipe.chunking == "late"
+            chunked = pool_chunks(self, texts, specs, templates, task, batch_size, show_progress_bar, late)
+            pooled = chunked.text_means(len(texts))
+            self.last_stats["chunks"] = len(chunked.owners)
+        self.last_stats["seconds"] = time.perf_counter() - started
+        return pooled
+
+    def encode_chunks(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        normalize: bool | None = None,
+        side: Side = "document",
+        task: str | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> list[TextChunks]:
+        """Each text's chunks (``chunk_tokens`` tokens, ``chunk_overlap`` shared) with their character spans and
+        vectors, for retrieval over passages of long documents (RAG).
+
+        Under ``chunking: late`` a chunk's vector is read off the whole text's states (it has seen its context);
+        otherwise each chunk is embedded on its own. A text shorter than a chunk is one chunk.
+        """
+        chunked = self.pool_chunks(texts, [self.spec], side, task, batch_size, show_progress_bar)
+        vectors = self.format(chunked.pooled[self.spec], normalize)
+        return chunked.split(vectors, len(texts))
+
+    def pool_chunks(
+        self,
+        texts: Sequence[str],
+        specs: Sequence[PoolSpec],
+        side: Side = "document",
+        task: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+    ) -> ChunkedTexts:
+        """Un-normalised float32 chunk vectors for every spec, with each chunk's text and span (see
+        :meth:`encode_chunks`); empty texts are one chunk, embedded as :meth:`pool` with ``strict=False`` does."""
+        texts = validate_texts(texts, allow_empty=True)
+        if batch_size <= 0:
+            raise InputError(f"batch_size must be positive, not {batch_size}")
+        templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
+        self._start_stats(texts, templates)
+        started = time.perf_counter()
+        late = self.recipe.chunking == "late"
+        chunked = pool_chunks(self, texts, specs, templates, task, batch_size, show_progress_bar, late)
+        self.last_stats |= {"chunks": len(chunked.owners), "seconds": time.perf_counter() - started}
+        return chunked
+
+    def _start_stats(self, texts: Sequence[str], templates: Sequence[PromptTemplate]) -> None:
         empty = sum(1 for text in texts if not text.strip())
         self.last_stats = {"texts": len(texts), "views": len(templates), "tokens": 0, "seconds": 0.0}
         self.last_stats |= {"empty": empty, "truncated": 0}
-        if not texts:
-            return {spec: torch.zeros((0, width)) for spec in specs}
+
+    def _pool_texts(
+        self,
+        texts: Sequence[str],
+        specs: Sequence[PoolSpec],
+        templates: Sequence[PromptTemplate],
+        task: str | None,
+        batch_size: int,
+        truncation: bool | None,
+        bar: tqdm,
+    ) -> dict[PoolSpec, torch.Tensor]:
+        """One pass per text and template (the views averaged); adds to ``last_stats``' tokens and truncated."""
+        width = self.backbone.hidden_size
         layer_ids = sorted({layer for spec in specs for layer in spec.layers})
-        total = len(texts) * len(templates)
-        disabled = _progress_disabled(show_progress_bar, total, batch_size)
-        bar = tqdm(total=total, desc="embedding", unit="text", disable=disabled)
         sums = {spec: torch.zeros((len(texts), width)) for spec in specs}
         truncated: set[int] = set()
-        started = time.perf_counter()
-        with bar:
-            for template in templates:
-                for start in range(0, len(texts), CHUNK_TEXTS):
-                    chunk = texts[start : start + CHUNK_TEXTS]
-                    items = self.prompt_tokenizer.tokenize_texts(chunk, template, task, None if strict else True)
-                    truncated.update(start + i for i, item in enumerate(items) if item.truncated)
-                    self.last_stats["tokens"] += sum(len(item.ids) for item in items)
-                    prefix = self._shared_prefix(items, template, task, layer_ids)
-                    skip = 0 if prefix is None else prefix.length
-                    for rows, batch in self._batches(items, batch_size, skip):
-                        hooks = self._block_hooks(template, batch, skip)
-                        states = self.backbone.hidden_states(batch, layer_ids, self.recipe.bidirectional, hooks, prefix)
-                        for spec in specs:
-                            sums[spec][start + rows] += self._read(states, batch, template, spec).cpu()
-                        bar.update(len(rows))
-        self.last_stats["seconds"] = time.perf_counter() - started
-        self.last_stats["truncated"] = len(truncated)
+        for template in templates:
+            for start in range(0, len(texts), GROUP_TEXTS):
+                chunk = texts[start : start + GROUP_TEXTS]
+                items = self.prompt_tokenizer.tokenize_texts(chunk, template, task, truncation)
+                truncated.update(start + i for i, item in enumerate(items) if item.truncated)
+                self.last_stats["tokens"] += sum(len(item.ids) for item in items)
+                prefix = self._shared_prefix(items, template, task, layer_ids)
+                skip = 0 if prefix is None else prefix.length
+                for rows, batch in self._batches(items, batch_size, skip):
+                    hooks = self._block_hooks(template, batch, skip)
+                    states = self.backbone.hidden_states(batch, layer_ids, self.recipe.bidirectional, hooks, prefix)
+                    for spec in specs:
+                        sums[spec][start + rows] += self._read(states, batch, template, spec).cpu()
+                    bar.update(len(rows))
+        self.last_stats["truncated"] += len(truncated)
         return {spec: value / len(templates) for spec, value in sums.items()}
 
     def forward(self, texts: Sequence[str], side: Side = "text", task: str | None = None) -> torch.Tensor:
@@ -341,7 +405,7 @@ class Embedder:
 
         The text's own tokens are pooled when prompts are excluded, and always for templates that repeat the
         text (echo pools the second copy); a row whose text has no token (an empty text) pools its prompt."""
-        hidden = _average_layers(states, spec.layers)
+        hidden = pooling_ops.average_layers(states, spec.layers)
         attention = batch.attention_mask.to(hidden.device)
         pool_mask = None
         if self.recipe.exclude_prompt or template.pool_occurrence == "last":
@@ -435,12 +499,6 @@ def _complete(backbone: Backbone, recipe: Recipe, model_defaults: Mapping[str, A
     if pooling_ops.get_pooling(recipe.pooling).decoder_only and not backbone.is_decoder:
         raise RecipeError(f"pooling {recipe.pooling!r} is for decoders; encoders have 'first' (CLS)")
     return recipe, strategy
-
-
-def _average_layers(states: dict[int, torch.Tensor], layers: Sequence[int]) -> torch.Tensor:
-    if len(layers) == 1:
-        return states[layers[0]]
-    return torch.stack([states[layer].float() for layer in layers]).mean(dim=0)
 
 
 def _progress_disabled(show_progress_bar: bool | None, total: int, batch_size: int) -> bool:

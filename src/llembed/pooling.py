@@ -9,7 +9,7 @@ the sentence-transformers export and import all read it. Adding a pooling = a fu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -118,3 +118,10 @@ def pool(
     if pooling.uses_pool_mask and not bool(pool_mask.any(dim=1).all()):
         raise RecipeError(f"{name} pooling found a row with no token to pool (is the text empty?)")
     return pooling.function(hidden, attention_mask, pool_mask)
+
+
+def average_layers(states: dict[int, torch.Tensor], layers: Sequence[int]) -> torch.Tensor:
+    """The mean of several layers' hidden states (one layer: its states as they are)."""
+    if len(layers) == 1:
+        return states[layers[0]]
+    return torch.stack([states[layer].float() for layer in layers]).mean(dim=0)

@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
+from llembed.chunking import CHUNKINGS, ChunkingName
 from llembed.errors import RecipeError
 from llembed.io_utils import atomic_write_text
 from llembed.pooling import POOLINGS, PoolingName
@@ -57,6 +58,13 @@ class Recipe:
     padding_side: PaddingSide | None = None
     truncation: bool = False
     """Texts longer than ``max_length`` are cut (from the end of the user text) instead of rejected."""
+    chunking: ChunkingName = "none"
+    """Long texts: ``none`` (one pass; see ``truncation``), ``mean`` (embed token windows on their own and
+    average) or ``late`` (late chunking: pool each window from the whole text's contextual states)."""
+    chunk_tokens: int | None = None
+    """Text tokens per chunk (``None``: 512, or what fits the model's window with the prompt)."""
+    chunk_overlap: int = 0
+    """Tokens consecutive chunks share."""
     normalize: bool | None = None
     """L2-normalise the output (``None``: the model's default, which is ``True`` except for a
     sentence-transformers folder without a ``Normalize`` module)."""
@@ -81,13 +89,20 @@ class Recipe:
         _choice("precision", self.precision, PRECISIONS)
         _choice("dtype", self.dtype, DTYPES)
         _choice("padding_side", self.padding_side, PADDING_SIDES, optional=True)
-        for name in ("truncate_dim", "max_length", "sparse_top_k"):
+        _choice("chunking", self.chunking, tuple(CHUNKINGS))
+        for name in ("truncate_dim", "max_length", "sparse_top_k", "chunk_tokens"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
                 raise RecipeError(f"{name} must be a positive integer, not {value!r}")
         for name in ("bidirectional", "exclude_prompt", "truncation"):
             if not isinstance(getattr(self, name), bool):
                 raise RecipeError(f"{name} must be true or false, not {getattr(self, name)!r}")
+        if isinstance(self.chunk_overlap, bool) or not isinstance(self.chunk_overlap, int) or self.chunk_overlap < 0:
+            raise RecipeError(f"chunk_overlap must be a non-negative integer, not {self.chunk_overlap!r}")
+        if self.chunk_tokens is not None and self.chunk_overlap >= self.chunk_tokens:
+            raise RecipeError(
+                f"chunk_overlap={self.chunk_overlap} must be smaller than chunk_tokens={self.chunk_tokens}"
+            )
         if self.normalize is not None and not isinstance(self.normalize, bool):
             raise RecipeError(f"normalize must be true or false, not {self.normalize!r}")
         if self.tp_layers is not None and (

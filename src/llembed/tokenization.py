@@ -23,6 +23,8 @@ class TokenizedText:
     pst_index: int | None = None
     truncated: bool = False
     """The text was cut to fit ``max_length``."""
+    offsets: list[tuple[int, int]] | None = None
+    """Each token's character span in the rendered prompt ((0, 0) for added tokens); kept on request."""
 
 
 @dataclass
@@ -76,8 +78,11 @@ class PromptTokenizer:
     def num_special(self) -> int:
         return len(self.prefix_ids_special) + len(self.suffix_ids) + len(self.eos_ids)
 
-    def tokenize(self, rendered: Sequence[Rendered]) -> list[TokenizedText]:
-        """Tokenize rendered prompts; a prompt split by a placeholder is tokenized as two chunks."""
+    def tokenize(self, rendered: Sequence[Rendered], offsets: bool = False) -> list[TokenizedText]:
+        """Tokenize rendered prompts; a prompt split by a placeholder is tokenized as two chunks.
+
+        ``offsets``: keep each token's character span in the rendered string (late chunking finds chunks by it).
+        """
         chunks: list[str] = []
         for item in rendered:
             if item.pst_at is None:
@@ -92,25 +97,30 @@ class PromptTokenizer:
         for item in rendered:
             ids: list[int] = list(self.prefix_ids_special)
             mask = [False] * len(ids)
+            spans: list[tuple[int, int]] = [(0, 0)] * len(ids)
             pst_index = None
             pieces = 1 if item.pst_at is None else 2
             start = 0
             for piece in range(pieces):
                 piece_ids = encoded["input_ids"][chunk_index]
-                offsets = encoded["offset_mapping"][chunk_index]
+                piece_offsets = encoded["offset_mapping"][chunk_index]
                 chunk_index += 1
                 if piece == 1:
                     pst_index = len(ids)
                     ids.append(self.placeholder_id)
                     mask.append(False)
+                    spans.append((item.pst_at, item.pst_at))
                     start = item.pst_at
                 ids += piece_ids
-                mask += [_in_spans(start + s, start + e, item.pooled_spans) for s, e in offsets]
+                mask += [_in_spans(start + s, start + e, item.pooled_spans) for s, e in piece_offsets]
+                if offsets:
+                    spans += [(start + s, start + e) for s, e in piece_offsets]
             ids += self.suffix_ids + self.eos_ids
             mask += [False] * (len(self.suffix_ids) + len(self.eos_ids))
+            spans += [(len(item.string), len(item.string))] * (len(self.suffix_ids) + len(self.eos_ids))
             if not ids:
-                ids, mask = list(self.empty_ids), [False]
-            out.append(TokenizedText(ids, mask, pst_index))
+                ids, mask, spans = list(self.empty_ids), [False], [(0, 0)]
+            out.append(TokenizedText(ids, mask, pst_index, offsets=spans if offsets else None))
         return out
 
     def prefix_ids(self, template: PromptTemplate, task: str | None = None) -> list[int]:
@@ -125,19 +135,38 @@ class PromptTokenizer:
         return list(self.prefix_ids_special) + ids
 
     def tokenize_texts(
-        self, texts: Sequence[str], template: PromptTemplate, task: str | None = None, truncation: bool | None = None
+        self,
+        texts: Sequence[str],
+        template: PromptTemplate,
+        task: str | None = None,
+        truncation: bool | None = None,
+        offsets: bool = False,
     ) -> list[TokenizedText]:
         """Render and tokenize; texts over ``max_length`` are cut (``truncation``, default the tokenizer's own
-        setting) or rejected."""
+        setting) or rejected. ``offsets`` as for :meth:`tokenize`."""
         truncation = self.truncation if truncation is None else truncation
-        tokenized = self.tokenize([template.render(text, task) for text in texts])
+        tokenized = self.tokenize([template.render(text, task) for text in texts], offsets)
         for i, item in enumerate(tokenized):
             if len(item.ids) > self.max_length:
-                tokenized[i] = self._fit(texts[i], template, task, len(item.ids), i, truncation)
+                tokenized[i] = self._fit(texts[i], template, task, len(item.ids), i, truncation, offsets)
         return tokenized
 
+    def prompt_overhead(self, template: PromptTemplate, task: str | None = None) -> tuple[int, int]:
+        """(tokens the prompt adds around a text, copies of the text it holds): what a window leaves a text."""
+        rendered = template.render("", task)
+        # (an empty prompt with no special tokens would come back as the lone fallback token)
+        overhead = len(self.tokenize([rendered])[0].ids) if rendered.string or self.num_special else 0
+        return overhead, max(1, template.template.count("{text}"))
+
     def _fit(
-        self, text: str, template: PromptTemplate, task: str | None, length: int, index: int, truncation: bool
+        self,
+        text: str,
+        template: PromptTemplate,
+        task: str | None,
+        length: int,
+        index: int,
+        truncation: bool,
+        offsets: bool = False,
     ) -> TokenizedText:
         if not truncation:
             raise InputError(
@@ -149,7 +178,7 @@ class PromptTokenizer:
         keep = len(offsets) - -(-(length - self.max_length) // copies)
         while keep > 0:
             cut = text[: offsets[keep - 1][1]]
-            item = self.tokenize([template.render(cut, task)])[0]
+            item = self.tokenize([template.render(cut, task)], offsets)[0]
             if len(item.ids) <= self.max_length:
                 item.truncated = True
                 return item

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from llembed.chunking import CHUNKINGS
 from llembed.errors import LlembedError
 from llembed.pooling import POOLINGS
 from llembed.recipe import DTYPES, LAYER_HELP, PRECISIONS, parse_layer_spec
@@ -36,6 +37,11 @@ ExcludePromptOpt = Annotated[bool | None, typer.Option("--exclude-prompt/--inclu
 DtypeOpt = Annotated[str | None, typer.Option(help=" | ".join(DTYPES))]
 MaxLengthOpt = Annotated[int | None, typer.Option(help="Max tokens per prompted text")]
 TruncationOpt = Annotated[bool | None, typer.Option("--truncation/--no-truncation")]
+ChunkingOpt = Annotated[
+    str | None, typer.Option(help="Long texts: " + "; ".join(f"{k}: {v}" for k, v in CHUNKINGS.items()))
+]
+ChunkTokensOpt = Annotated[int | None, typer.Option(help="Text tokens per chunk (default 512, or what fits)")]
+ChunkOverlapOpt = Annotated[int | None, typer.Option(help="Tokens consecutive chunks share")]
 PrecisionOpt = Annotated[str | None, typer.Option(help=" | ".join(PRECISIONS))]
 BatchSizeOpt = Annotated[int, typer.Option(help="Texts per forward pass")]
 NormalizeOpt = Annotated[bool | None, typer.Option("--normalize/--no-normalize")]
@@ -51,6 +57,9 @@ RECIPE_FLAGS: dict[str, Any] = {
     "dtype": DtypeOpt,
     "max_length": MaxLengthOpt,
     "truncation": TruncationOpt,
+    "chunking": ChunkingOpt,
+    "chunk_tokens": ChunkTokensOpt,
+    "chunk_overlap": ChunkOverlapOpt,
     "normalize": NormalizeOpt,
     "truncate_dim": TruncateDimOpt,
     "precision": PrecisionOpt,

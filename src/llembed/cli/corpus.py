@@ -37,17 +37,26 @@ def embed_corpus_command(
     sparse: Annotated[bool, typer.Option("--sparse/--dense-only", help="Also store LM-head sparse vectors")] = False,
     store_text: Annotated[bool, typer.Option("--store-text/--no-text", help="Keep the text beside its vector")] = True,
     on_error: Annotated[str, typer.Option(help="A malformed row: skip (report it, go on) | stop")] = "skip",
+    chunks: Annotated[
+        bool,
+        typer.Option(
+            "--chunks/--whole",
+            help="One row per chunk (id, chunk, start, end, vector) by --chunk-tokens / --chunk-overlap; "
+            "--chunking late gives chunks their document's context",
+        ),
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Start the output folder again even if its settings differ")] = False,
     recipe_fields: dict | None = None,
 ) -> None:
-    """Embed a corpus into parquet shards (id, vector[, text, sparse]) on Ray Data; re-run to resume."""
+    """Embed a corpus into parquet shards (id, vector[, text, sparse]; --chunks: one row per chunk) on Ray Data;
+    re-run to resume."""
     from llembed.corpus import ShardOptions, embed_corpus
     from llembed.resolve import resolve_recipe
 
     if len(inputs) < 2:
         raise InputError("give at least one INPUT and the OUTPUT folder")
     *sources, output = inputs
-    options = ShardOptions(text_field, id_field, batch_size, sparse, store_text, on_error)
+    options = ShardOptions(text_field, id_field, batch_size, sparse, store_text, on_error, chunks)
     summary = embed_corpus(
         sources,
         output,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from llembed.cli.common import ModelOpt, RecipeOpt, console, handle_errors, load_embedder, out, recipe_flags
@@ -116,6 +117,14 @@ def index_build_command(
     kind: Annotated[str, typer.Option(help="auto (exact up to 100k docs, then HNSW) | flat | hnsw")] = "auto",
     sparse: Annotated[bool, typer.Option("--sparse/--dense-only", help="Also a sparse (LM-head) index")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass")] = 32,
+    chunks: Annotated[
+        bool,
+        typer.Option(
+            "--chunks/--whole",
+            help="Index every chunk (--chunk-tokens, --chunk-overlap; --chunking late for context); a search "
+            "returns each document once, with its best chunk",
+        ),
+    ] = False,
     recipe_fields: dict | None = None,
 ) -> None:
     """Embed a corpus into a searchable index folder (resumable: re-run the same command after a crash)."""
@@ -128,6 +137,8 @@ def index_build_command(
             raise LlembedError(
                 f"{corpus[0]} holds vectors with their own recipe: drop --model / --recipe / recipe flags"
             )
+        if chunks and not read_manifest(corpus[0])["options"].get("chunks"):
+            raise LlembedError(f"{corpus[0]} holds whole documents: embed it with `embed-corpus --chunks`")
         if sparse and not read_manifest(corpus[0])["options"]["sparse"]:
             raise LlembedError(f"{corpus[0]} has no sparse vectors: embed it with `embed-corpus --sparse`")
         console.print(f"indexing the vectors of {corpus[0]} (no embedding needed)")
@@ -138,7 +149,7 @@ def index_build_command(
     table = read_corpus(corpus, text_field, id_field)
     embedder = load_embedder(model, recipe, **recipe_fields)
     console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} documents")
-    path = build_index(embedder, table, output, kind=kind, sparse=sparse, batch_size=batch_size)
+    path = build_index(embedder, table, output, kind=kind, sparse=sparse, batch_size=batch_size, chunks=chunks)
     manifest = json.loads((path / "manifest.json").read_text())
     console.print(f"wrote {manifest['kind']} index of {manifest['count']} × {manifest['dimension']} to {path}")
 
@@ -160,8 +171,9 @@ def search_command(
             print(json.dumps({"query": text, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
             continue
         table = Table(title=f"{text}  ({mode})")
-        for column in ("rank", "score", "id", "text"):
+        for column in ("rank", "score", "id", "text" if not hits or hits[0].span is None else "best passage"):
             table.add_column(column, overflow="fold")
         for rank, hit in enumerate(hits, start=1):
-            table.add_row(str(rank), f"{hit.score:.4f}", hit.id, hit.text[:200])
+            shown = hit.text if hit.span is None else f"[{hit.span[0]}:{hit.span[1]}] {hit.passage}"
+            table.add_row(str(rank), f"{hit.score:.4f}", escape(hit.id), escape(shown[:200]))
         out.print(table)

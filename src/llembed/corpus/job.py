@@ -40,6 +40,7 @@ class CorpusSummary:
     rows: int
     """Rows in the input (non-blank lines / parquet rows)."""
     vectors: int
+    """One per row (per chunk with ``chunks``)."""
     errors: int
     shards: int
     shards_skipped: int
@@ -193,8 +194,13 @@ def _finish(
         for key in counts:
             counts[key] += meta.get("counts", {}).get(key, 0)
         recipes[meta["recipe_hash"]] = meta["recipe"]
-        ids = pq.read_table(path, columns=["id"]).column("id").to_pylist()
-        vectors += len(ids)
+        if manifest["options"].get("chunks"):  # a document's chunks share its id
+            table = pq.read_table(path, columns=["id", "chunk"])
+            ids = [i for i, c in zip(table.column("id").to_pylist(), table.column("chunk").to_pylist()) if c == 0]
+            vectors += table.num_rows
+        else:
+            ids = pq.read_table(path, columns=["id"]).column("id").to_pylist()
+            vectors += len(ids)
         for doc_id in ids:
             if doc_id in seen:
                 duplicates.append(doc_id)

@@ -1,7 +1,8 @@
 """Embedding one shard into one parquet file, and reading a finished output folder back.
 
 A shard file holds ``id``, optional ``text``, ``vector`` (fixed-size float32 list) and, with sparse output,
-``sparse_indices`` / ``sparse_values``. Its schema metadata (key ``llembed``) records the recipe hash, the shard
+``sparse_indices`` / ``sparse_values``. With ``chunks`` a row is one chunk of a document: ``id``, ``chunk`` (its
+number in the document), ``start`` / ``end`` (its character span), ``text`` (the chunk's own text), ``vector``. Its schema metadata (key ``llembed``) records the recipe hash, the shard
 and the rows that were rejected. The file is written atomically, so its existence means the shard is done.
 """
 
@@ -35,6 +36,8 @@ class ShardOptions:
     sparse: bool = False
     store_text: bool = True
     on_error: str = "skip"
+    chunks: bool = False
+    """One row per chunk of each document (the recipe's ``chunk_tokens`` / ``chunk_overlap`` / ``chunking``)."""
 
     def __post_init__(self) -> None:
         if self.on_error not in ON_ERROR:
@@ -44,7 +47,10 @@ class ShardOptions:
 
     def content_key(self) -> dict:
         """The options that change what a shard holds (batch size and on_error do not)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("batch_size", "on_error")}
+        key = {k: v for k, v in asdict(self).items() if k not in ("batch_size", "on_error")}
+        if not self.chunks:  # folders written before chunking existed stay resumable
+            del key["chunks"]
+        return key
 
 
 def shard_file(output: Path, name: str) -> Path:
@@ -65,29 +71,38 @@ def embed_shard(embedder: Embedder, shard: Shard, output: Path, options: ShardOp
         raise InputError(f"{first['file']}: {place}: {first['error']} (--on-error skip reports it and goes on)")
     dimension = embedder.dimension
     counts = {"empty": 0, "truncated": 0}
+    ids, texts = rows.ids, rows.texts
+    extra: dict[str, list] = {}
+    pooled = {}
     if rows.texts:
         # real corpora hold empty and over-long documents: embedded as mteb does, and counted
-        pooled = embedder.pool(
-            rows.texts,
-            embedder.specs(options.sparse),
-            side="document",
-            batch_size=options.batch_size,
-            show_progress_bar=False,
-            strict=False,
-        )
+        specs = embedder.specs(options.sparse)
+        if options.chunks:
+            chunked = embedder.pool_chunks(rows.texts, specs, "document", None, options.batch_size, False)
+            pooled = chunked.pooled
+            ids = [rows.ids[owner] for owner in chunked.owners]
+            texts = [rows.texts[owner][a:b] for owner, (a, b) in zip(chunked.owners, chunked.spans, strict=True)]
+            extra = {"chunk": _chunk_numbers(chunked.owners), "start": [a for a, _ in chunked.spans]}
+            extra["end"] = [b for _, b in chunked.spans]
+        else:
+            pooled = embedder.pool(
+                rows.texts, specs, side="document", batch_size=options.batch_size, show_progress_bar=False, strict=False
+            )
         counts = {key: int(embedder.last_stats[key]) for key in counts}
         vectors = embedder.to_float(embedder.format(pooled[embedder.spec])).astype(np.float32)
         dimension = vectors.shape[1]
     else:
         vectors = np.zeros((0, dimension), np.float32)
-    columns = {"id": pa.array(rows.ids, pa.string())}
+    columns = {"id": pa.array(ids, pa.string())}
+    if options.chunks:
+        columns |= {name: pa.array(extra.get(name, []), pa.int64()) for name in ("chunk", "start", "end")}
     if options.store_text:
-        columns["text"] = pa.array(rows.texts, pa.string())
+        columns["text"] = pa.array(texts, pa.string())
     columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dimension)
     if options.sparse:
         matrix = embedder.sparse(pooled) if rows.texts else None
-        indices = [matrix.indices[matrix.indptr[i] : matrix.indptr[i + 1]].tolist() for i in range(len(rows.ids))]
-        values = [matrix.data[matrix.indptr[i] : matrix.indptr[i + 1]].tolist() for i in range(len(rows.ids))]
+        indices = [matrix.indices[matrix.indptr[i] : matrix.indptr[i + 1]].tolist() for i in range(len(ids))]
+        values = [matrix.data[matrix.indptr[i] : matrix.indptr[i + 1]].tolist() for i in range(len(ids))]
         columns["sparse_indices"] = pa.array(indices, pa.list_(pa.int32()))
         columns["sparse_values"] = pa.array(values, pa.list_(pa.float32()))
     meta = {
@@ -106,11 +121,20 @@ def embed_shard(embedder: Embedder, shard: Shard, output: Path, options: ShardOp
     return {
         "shard": shard.name,
         "rows": shard.rows,
-        "vectors": len(rows.ids),
+        "vectors": len(ids),
         "errors": len(rows.errors),
         **counts,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _chunk_numbers(owners: list[int]) -> list[int]:
+    numbers, previous, count = [], None, 0
+    for owner in owners:
+        count = count + 1 if owner == previous else 0
+        numbers.append(count)
+        previous = owner
+    return numbers
 
 
 def shard_metadata(path: Path) -> dict:
@@ -131,6 +155,8 @@ class Vectors:
     vectors: np.ndarray
     sparse: object | None
     """A (rows × vocab) scipy CSR matrix when the output has sparse columns."""
+    spans: list[tuple[int, int, int]] | None = None
+    """Per row ``(chunk, start, end)`` when the output was embedded with ``chunks``."""
 
 
 def read_vectors(output: str | Path, vocab_size: int | None = None) -> Vectors:
@@ -152,6 +178,13 @@ def read_vectors(output: str | Path, vocab_size: int | None = None) -> Vectors:
     vectors = np.concatenate(
         [np.asarray(t.column("vector").combine_chunks().flatten(), np.float32).reshape(-1, dimension) for t in tables]
     )
+    spans = None
+    if manifest["options"].get("chunks"):
+        spans = [
+            (c, a, b)
+            for t in tables
+            for c, a, b in zip(*(t.column(n).to_pylist() for n in ("chunk", "start", "end")), strict=True)
+        ]
     sparse = None
     if manifest["options"]["sparse"]:
         indices = [np.asarray(x, np.int64) for t in tables for x in t.column("sparse_indices").to_pylist()]
@@ -161,4 +194,4 @@ def read_vectors(output: str | Path, vocab_size: int | None = None) -> Vectors:
         data = np.concatenate(values) if values else np.zeros(0, np.float32)
         columns = np.concatenate(indices) if indices else np.zeros(0, np.int64)
         sparse = scipy.sparse.csr_matrix((data, columns, indptr), shape=(len(ids), width))
-    return Vectors(ids, texts, vectors, sparse)
+    return Vectors(ids, texts, vectors, sparse, spans)

@@ -7,6 +7,8 @@ Layout of an index folder (renamed into place only when complete)::
     docs.jsonl      {"id", "text"} per row, in index order
     dense.faiss     inner product over unit vectors (= cosine)
     sparse.npz      rows × vocab CSR of LM-head lexical weights (optional)
+    chunks.npy      with ``chunks``: per row (document number, start, end): rows are chunks of the documents,
+                    and a search returns each document once, with its best chunk's span
 
 Embedding is the long part: it runs in chunks cached under ``<out>.partial/`` (each chunk written atomically),
 so a killed build re-run with the same arguments continues from the last finished chunk.
@@ -88,49 +90,58 @@ def build_index(
     sparse: bool = False,
     batch_size: int = 32,
     show_progress_bar: bool = True,
+    chunks: bool = False,
 ) -> Path:
-    """Embed ``corpus`` as documents and write a searchable index folder at ``out`` (atomically)."""
+    """Embed ``corpus`` as documents and write a searchable index folder at ``out`` (atomically).
+
+    ``chunks``: index every chunk of the documents (the recipe's ``chunk_tokens`` / ``chunk_overlap``; late
+    chunking when its ``chunking`` is ``late``) instead of one vector per document."""
     if kind not in KINDS:
         raise InputError(f"index kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if not corpus.texts:
         raise InputError("the corpus is empty")
     out = Path(out)
     work = out.with_name(out.name + ".partial")
-    key = recipe_hash(embedder) + ("+sparse" if sparse else "") + f":{_corpus_hash(corpus)}"
+    key = recipe_hash(embedder) + ("+sparse" if sparse else "") + ("+chunks" if chunks else "")
+    key += f":{_corpus_hash(corpus)}"
     if (work / "key").is_file() and (work / "key").read_text() != key:
         shutil.rmtree(work)  # a different recipe or corpus: its chunks are not ours
     work.mkdir(parents=True, exist_ok=True)
     atomic_write_text(work / "key", key)
 
-    dense_parts, sparse_parts = [], []
+    dense_parts, sparse_parts, chunk_parts = [], [], []
     starts = range(0, len(corpus.texts), CHUNK_ROWS)
     bar = tqdm(total=len(corpus.texts), desc="indexing", unit="doc", disable=not show_progress_bar)
     with bar:
         for number, start in enumerate(starts):
             dense_file, sparse_file = work / f"dense-{number:06d}.npy", work / f"sparse-{number:06d}.npz"
+            chunk_file = work / f"chunks-{number:06d}.npy"
             if not dense_file.is_file() or (sparse and not sparse_file.is_file()):
-                chunk = corpus.texts[start : start + CHUNK_ROWS]
-                pooled = embedder.pool(  # a corpus is real data: empty and over-long documents as embed-corpus does
-                    chunk,
-                    embedder.specs(sparse),
-                    side="document",
-                    batch_size=batch_size,
-                    show_progress_bar=False,
-                    strict=False,
-                )
+                group = corpus.texts[start : start + CHUNK_ROWS]
+                specs = embedder.specs(sparse)
+                if chunks:
+                    chunked = embedder.pool_chunks(group, specs, "document", None, batch_size, False)
+                    pooled = chunked.pooled
+                    rows = [(start + owner, a, b) for owner, (a, b) in zip(chunked.owners, chunked.spans, strict=True)]
+                    atomic_write(chunk_file, lambda tmp, r=np.asarray(rows, np.int64): _save_npy(tmp, r))
+                else:  # a corpus is real data: empty and over-long documents as embed-corpus does
+                    pooled = embedder.pool(group, specs, "document", None, batch_size, False, strict=False)
                 vectors = embedder.to_float(embedder.format(pooled[embedder.spec]))
                 if sparse:
                     matrix = embedder.sparse(pooled)
                     atomic_write(sparse_file, lambda tmp, m=matrix: _save_npz(tmp, m))
                 atomic_write(dense_file, lambda tmp, v=vectors: _save_npy(tmp, v))
             dense_parts.append(np.load(dense_file))
+            if chunks:
+                chunk_parts.append(np.load(chunk_file))
             if sparse:
                 sparse_parts.append(scipy.sparse.load_npz(sparse_file))
             bar.update(min(CHUNK_ROWS, len(corpus.texts) - start))
 
     vectors = np.concatenate(dense_parts).astype(np.float32)
     matrix = scipy.sparse.vstack(sparse_parts).tocsr() if sparse else None
-    write_index(out, corpus.ids, corpus.texts, vectors, matrix, embedder.recipe, kind)
+    chunk_rows = np.concatenate(chunk_parts) if chunks else None
+    write_index(out, corpus.ids, corpus.texts, vectors, matrix, embedder.recipe, kind, chunk_rows)
     shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -148,12 +159,39 @@ def build_index_from_vectors(folder: str | Path, out: str | Path, kind: str = "a
         raise InputError(f"{folder} is unfinished: re-run the same embed-corpus command to complete it")
     if data.texts is None:
         raise InputError(f"{folder} was embedded with --no-text; an index keeps the texts (re-run with --store-text)")
-    if len(set(data.ids)) != len(data.ids):
-        raise InputError(f"{folder} has duplicate ids: a search hit must name one document")
     if not data.ids:
         raise InputError(f"{folder} holds no vectors")
-    write_index(out, data.ids, data.texts, data.vectors, data.sparse, Recipe.from_dict(manifest["recipe"]), kind)
+    recipe = Recipe.from_dict(manifest["recipe"])
+    if data.spans is not None:
+        ids, texts, chunk_rows = documents_of_chunks(data.ids, data.texts, data.spans)
+        write_index(out, ids, texts, data.vectors, data.sparse, recipe, kind, chunk_rows)
+        return Path(out)
+    if len(set(data.ids)) != len(data.ids):
+        raise InputError(f"{folder} has duplicate ids: a search hit must name one document")
+    write_index(out, data.ids, data.texts, data.vectors, data.sparse, recipe, kind)
     return Path(out)
+
+
+def documents_of_chunks(
+    ids: Sequence[str], texts: Sequence[str], spans: Sequence[tuple[int, int, int]]
+) -> tuple[list[str], list[str], np.ndarray]:
+    """Documents back from their chunk rows (an ``embed-corpus --chunks`` output): each document's text is its
+    chunks laid at their spans (characters no chunk covers, such as whitespace a tokenizer drops, are spaces)."""
+    number: dict[str, int] = {}
+    documents: list[str] = []
+    rows = []
+    for doc_id, text, (chunk, start, end) in zip(ids, texts, spans, strict=True):
+        if doc_id not in number:
+            if chunk != 0:
+                raise InputError(f"document {doc_id!r}: its chunks are not in order (chunk {chunk} comes first)")
+            number[doc_id] = len(documents)
+            documents.append("")
+        elif chunk == 0:
+            raise InputError(f"duplicate document id {doc_id!r}: a search hit must name one document")
+        current = documents[number[doc_id]]
+        documents[number[doc_id]] = current.ljust(start)[:start] + text + current[start + len(text) :]
+        rows.append((number[doc_id], start, end))
+    return list(number), documents, np.asarray(rows, np.int64)
 
 
 def write_index(
@@ -164,8 +202,10 @@ def write_index(
     sparse_matrix: scipy.sparse.csr_matrix | None,
     recipe,
     kind: str = "auto",
+    chunk_rows: np.ndarray | None = None,
 ) -> Path:
-    """Write an index folder at ``out`` (atomically) from document vectors made with ``recipe``."""
+    """Write an index folder at ``out`` (atomically) from document vectors made with ``recipe``; with
+    ``chunk_rows`` (per vector: document number, start, end) the vectors are the documents' chunks."""
     import faiss
 
     vectors = unit_rows(np.asarray(vectors, np.float32))
@@ -182,6 +222,8 @@ def write_index(
         faiss.write_index(index, str(folder / "dense.faiss"))
         if sparse:
             scipy.sparse.save_npz(folder / "sparse.npz", sparse_matrix)
+        if chunk_rows is not None:
+            np.save(folder / "chunks.npy", chunk_rows)
         with (folder / "docs.jsonl").open("w", encoding="utf-8") as handle:
             for doc_id, text in zip(ids, texts, strict=True):
                 handle.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
@@ -192,6 +234,8 @@ def write_index(
             "dimension": int(vectors.shape[1]),
             "kind": chosen,
             "sparse": sparse,
+            "chunks": chunk_rows is not None,
+            "documents": len(ids),
             "recipe_hash": recipe.digest(),
             "recipe": recipe.to_dict(),
         }

@@ -29,9 +29,19 @@ class Hit:
     id: str
     score: float
     text: str
+    span: tuple[int, int] | None = None
+    """In a chunk index: the character span of the document's best-matching chunk."""
+
+    @property
+    def passage(self) -> str | None:
+        """The best-matching chunk's text (chunk indexes only)."""
+        return None if self.span is None else self.text[self.span[0] : self.span[1]]
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "score": self.score, "text": self.text}
+        data = {"id": self.id, "score": self.score, "text": self.text}
+        if self.span is not None:
+            data |= {"span": list(self.span), "passage": self.passage}
+        return data
 
 
 class VectorIndex:
@@ -56,6 +66,8 @@ class VectorIndex:
         rows = [row for _, row in iter_jsonl(self.path / "docs.jsonl")]
         self.ids = [row["id"] for row in rows]
         self.texts = [row["text"] for row in rows]
+        self.chunks = np.load(self.path / "chunks.npy") if self.manifest.get("chunks") else None
+        """Per vector (document number, start, end) in a chunk index; ``None`` when a vector is a document."""
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder | None = None) -> VectorIndex:
@@ -70,7 +82,13 @@ class VectorIndex:
         return json.loads(manifest_file.read_text(encoding="utf-8"))
 
     def __len__(self) -> int:
+        """Documents in the index (a chunk index holds more vectors)."""
         return len(self.ids)
+
+    @property
+    def rows(self) -> int:
+        """Vectors in the index: one per document, or one per chunk."""
+        return len(self.ids) if self.chunks is None else len(self.chunks)
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -92,7 +110,9 @@ class VectorIndex:
         self._check(k, mode)
         pooled = by_spec[self.embedder.spec]
         k = min(k, len(self))
-        depth = k if mode == "dense" else min(len(self), k * CANDIDATES_PER_HIT)
+        # a chunk index ranks chunks and keeps each document's best: read deeper for k distinct documents
+        wide = mode != "dense" or self.chunks is not None
+        depth = min(self.rows, k * CANDIDATES_PER_HIT) if wide else k
         dense_hits: list[dict[int, float]] = [{} for _ in range(len(pooled))]
         sparse_hits: list[dict[int, float]] = [{} for _ in range(len(pooled))]
         if mode in ("dense", "hybrid"):
@@ -103,16 +123,28 @@ class VectorIndex:
                 for rs, ss in zip(rows, scores, strict=True)
             ]
         if mode in ("sparse", "hybrid"):
-            weights = (self.embedder.sparse(by_spec) @ self.lexical.T).toarray()
+            weights = (self.embedder.sparse(by_spec) @ self.lexical.T).toarray()  # (queries, rows)
             for i, row_scores in enumerate(weights):
                 top = np.argsort(-row_scores, kind="stable")[:depth]
                 sparse_hits[i] = {int(r): float(row_scores[r]) for r in top}
         results = []
         for dense, sparse in zip(dense_hits, sparse_hits, strict=True):
             scored = dense if mode == "dense" else sparse if mode == "sparse" else fuse(dense, sparse, HYBRID_WEIGHT)
-            best = sorted(scored.items(), key=lambda item: (-item[1], item[0]))[:k]
-            results.append([Hit(self.ids[row], score, self.texts[row]) for row, score in best])
+            ranked = sorted(scored.items(), key=lambda item: (-item[1], item[0]))
+            results.append(self._hits(ranked, k))
         return results
+
+    def _hits(self, ranked: list[tuple[int, float]], k: int) -> list[Hit]:
+        if self.chunks is None:
+            return [Hit(self.ids[row], score, self.texts[row]) for row, score in ranked[:k]]
+        hits: dict[int, Hit] = {}  # each document once, at its best chunk (MaxP)
+        for row, score in ranked:
+            document, start, end = (int(x) for x in self.chunks[row])
+            if document not in hits:
+                hits[document] = Hit(self.ids[document], score, self.texts[document], (start, end))
+                if len(hits) == k:
+                    break
+        return list(hits.values())
 
     def _check(self, k: int, mode: str) -> None:
         if mode not in MODES:

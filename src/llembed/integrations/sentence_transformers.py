@@ -70,6 +70,8 @@ def export_sentence_transformers(embedder: Embedder, target: str | Path) -> Path
     problems = []
     if recipe.bidirectional:
         problems.append("bidirectional attention")
+    if recipe.chunking != "none":
+        problems.append(f"chunking={recipe.chunking!r} (ST truncates long texts)")
     if embedder.layer_ids != [backbone.num_layers]:
         problems.append(f"layer={recipe.layer!r} (ST pools the final layer)")
     st_pooling = POOLINGS[recipe.pooling].st_name
