@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -17,10 +18,18 @@ OUT = Path(__file__).resolve().parents[1] / "src" / "llembed" / "evaluation" / "
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Rows as JSON lines; a ``.gz`` path is gzip-compressed reproducibly (no name or time in the header)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if path.suffix == ".gz":
+        with path.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
+            handle.write(text.encode("utf-8"))
+    else:
+        path.write_text(text, encoding="utf-8")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def manifest(folder: Path, **fields) -> None:
@@ -210,14 +219,195 @@ def amazon_counterfactual(shared: Path) -> None:
     )
 
 
-def beir(shared: Path, folder: str, target: str, kind: str, **fields) -> None:
+def beir(shared: Path, folder: str, target: str, kind: str, compress: bool = False, **fields) -> None:
+    """A BEIR folder as it is (``compress``: corpus.jsonl gzip-compressed, for the large ones)."""
     src, dst = shared / "retrieval" / folder, OUT / target
     shutil.rmtree(dst, ignore_errors=True)
     (dst / "qrels").mkdir(parents=True)
-    for file in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+    for file in ("queries.jsonl", "qrels/test.tsv"):
         shutil.copy(src / file, dst / file)
+    if compress:
+        write_jsonl(dst / "corpus.jsonl.gz", read_jsonl(src / "corpus.jsonl"))
+    else:
+        shutil.copy(src / "corpus.jsonl", dst / "corpus.jsonl")
     copy_meta(src, dst, "SOURCE.txt", "LICENSE", "LICENSE.txt", "README.md")
     manifest(dst, type=kind, eval_split="test", **fields)
+
+
+# ---------------------------------------------------------------- the specialised scenarios (issue 15)
+STS17_TRACKS = {  # MTEB STS17 subset → official SemEval-2017 track file
+    "ar-ar": "track1.ar-ar",
+    "en-ar": "track2.ar-en",
+    "es-es": "track3.es-es",
+    "es-en": "track4a.es-en",
+    "en-tr": "track6.tr-en",
+}
+STSB_LANGUAGES = ("de", "es", "fr", "it", "nl", "pl", "pt", "ru", "zh", "ja")
+TATOEBA_LANGUAGES = (  # high to low resource, several scripts
+    "deu", "fra", "spa", "ita", "rus", "cmn", "jpn", "ara", "hin", "tur", "vie", "swh", "eus", "amh",
+)  # fmt: skip
+XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
+
+
+def sts17_multilingual(shared: Path) -> None:
+    """The non-English STS17 tracks, one subset each (MTEB's names). Track 6 has 500 input lines for 250 gold
+    scores: the gold scores belong to the first 250 (all-MiniLM-L6-v2 then scores 4.4965, MTEB's en-tr value;
+    the last 250 give -0.29)."""
+    src, dst = shared / "sts17", OUT / "sts17-multilingual"
+    rows = []
+    for subset, track in STS17_TRACKS.items():
+        pairs = (src / f"STS.input.{track}.txt").read_text(encoding="utf-8").rstrip("\n").split("\n")
+        gold = (src / f"STS.gs.{track}.txt").read_text(encoding="utf-8").split()
+        for pair, score in zip(pairs[: len(gold)], gold, strict=True):
+            first, second = pair.split("\t")[:2]
+            rows.append({"sentence1": first, "sentence2": second, "score": float(score), "subset": subset})
+    write_jsonl(dst / "test.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "LICENSE.txt")
+    manifest(
+        dst,
+        type="sts",
+        name="STS17 multilingual",
+        mteb="STS17",
+        subsets=list(STS17_TRACKS),
+        eval_split="test",
+        note="es-en = track 4a (SNLI); en-tr = the first 250 lines of track 6",
+        license="CC BY-SA 4.0",
+    )
+
+
+def stsb_multi_mt(shared: Path) -> None:
+    """STS-B test machine-translated into 10 languages (English is the STS Benchmark itself)."""
+    src, dst = shared / "stsb_multi_mt", OUT / "stsb-multi-mt"
+    rows = []
+    for language in STSB_LANGUAGES:
+        with (src / f"stsb-{language}-test.csv").open(encoding="utf-8", newline="") as handle:
+            for first, second, score in csv.reader(handle):
+                rows.append({"sentence1": first, "sentence2": second, "score": float(score), "subset": language})
+    write_jsonl(dst / "test.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "LICENSE", "README.md")
+    manifest(
+        dst,
+        type="sts",
+        name="STS-B multilingual (stsb_multi_mt)",
+        mteb="STSBenchmarkMultilingualSTS",
+        subsets=list(STSB_LANGUAGES),
+        eval_split="test",
+        license="as the STS Benchmark (CC BY-SA 4.0 scores); translations by T-Systems (stsb_multi_mt)",
+    )
+
+
+def tatoeba(shared: Path) -> None:
+    """Tatoeba bitext pairs for a fixed list of languages: sentence1 in the language, sentence2 its English."""
+    src, dst = shared / "tatoeba", OUT / "tatoeba"
+    rows = []
+    for language in TATOEBA_LANGUAGES:
+        source = (src / f"tatoeba.{language}-eng.{language}").read_text(encoding="utf-8").rstrip("\n").split("\n")
+        english = (src / f"tatoeba.{language}-eng.eng").read_text(encoding="utf-8").rstrip("\n").split("\n")
+        for first, second in zip(source, english, strict=True):
+            rows.append({"sentence1": first, "sentence2": second, "subset": f"{language}-eng"})
+    write_jsonl(dst / "test.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "README.md")
+    manifest(
+        dst,
+        type="bitext",
+        name="Tatoeba",
+        mteb="Tatoeba",
+        subsets=[f"{language}-eng" for language in TATOEBA_LANGUAGES],
+        eval_split="test",
+        license="CC BY 2.0 FR (Tatoeba)",
+    )
+
+
+def xquad_r(shared: Path) -> None:
+    """LAReQA XQuAD-R: a question in any of 11 languages, sentences of all 11 as candidates; the relevant ones
+    are the answer sentence in every language (the qa id is shared by the translations)."""
+    src, dst = shared / "retrieval" / "xquad-r", OUT / "xquad-r"
+    shutil.rmtree(dst, ignore_errors=True)
+    corpus, queries, gold = [], [], {}
+    for language in XQUAD_LANGUAGES:
+        corpus += read_jsonl(src / language / "corpus.jsonl")
+        queries += read_jsonl(src / language / "queries.jsonl")
+        with (src / language / "qrels" / "test.tsv").open(encoding="utf-8") as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                gold.setdefault(row["query-id"].split("-", 1)[1], []).append(row["corpus-id"])
+    write_jsonl(dst / "corpus.jsonl.gz", corpus)
+    write_jsonl(dst / "queries.jsonl.gz", queries)
+    lines = ["query-id\tcorpus-id\tscore\n"]
+    for query in queries:
+        lines += [f"{query['_id']}\t{doc}\t1\n" for doc in gold[query["_id"].split("-", 1)[1]]]
+    (dst / "qrels").mkdir(parents=True)
+    with (dst / "qrels" / "test.tsv.gz").open("wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as handle:
+        handle.write("".join(lines).encode("utf-8"))
+    copy_meta(src, dst, "SOURCE.txt")
+    manifest(
+        dst,
+        type="retrieval",
+        name="XQuAD-R (LAReQA, cross-lingual)",
+        languages=list(XQUAD_LANGUAGES),
+        eval_split="test",
+        note="queries in 11 languages; every query's 11 relevant documents are its answer sentence in each language",
+        license="CC BY-SA 4.0",
+    )
+
+
+def cosqa_pairs(shared: Path) -> None:
+    """CoSQA dev (604 labelled query–function pairs) as pair classification."""
+    src, dst = shared / "cosqa_webquery", OUT / "cosqa-pairs"
+    data = json.loads((src / "cosqa-dev.json").read_text(encoding="utf-8"))
+    rows = [{"sentence1": row["doc"], "sentence2": row["code"], "label": int(row["label"])} for row in data]
+    write_jsonl(dst / "test.jsonl", rows)
+    copy_meta(src, dst, "SOURCE.txt", "README.md", "Data_LICENCE")
+    manifest(dst, type="pair", name="CoSQA dev pairs", eval_split="dev", license="C-UDA (CodeXGLUE)")
+
+
+def nfcorpus(shared: Path) -> None:
+    """NFCorpus test (original release, preprocessed text) in BEIR layout: titles queries, 2-1-0 graded qrels."""
+    src, dst = shared / "nfcorpus_original_preprocessed", OUT / "nfcorpus-preprocessed"
+    shutil.rmtree(dst, ignore_errors=True)
+    corpus = []
+    for line in (src / "test.docs").read_text(encoding="utf-8").splitlines():
+        doc_id, text = line.split("\t", 1)
+        corpus.append({"_id": doc_id, "title": "", "text": text})
+    queries = []
+    for line in (src / "test.titles.queries").read_text(encoding="utf-8").splitlines():
+        query_id, text = line.split("\t", 1)
+        queries.append({"_id": query_id, "text": text})
+    write_jsonl(dst / "corpus.jsonl.gz", corpus)
+    write_jsonl(dst / "queries.jsonl", queries)
+    (dst / "qrels").mkdir(parents=True)
+    with (dst / "qrels" / "test.tsv").open("w", encoding="utf-8") as out:
+        out.write("query-id\tcorpus-id\tscore\n")
+        for line in (src / "test.2-1-0.qrel").read_text(encoding="utf-8").splitlines():
+            query_id, _, doc_id, score = line.split("\t")
+            out.write(f"{query_id}\t{doc_id}\t{score}\n")
+    copy_meta(src, dst, "SOURCE.txt", "README.txt")
+    manifest(
+        dst,
+        type="retrieval",
+        name="NFCorpus (original, preprocessed text)",
+        eval_split="test",
+        mteb_comparable=False,
+        note="lower-cased, stop-words removed: scores are not comparable with MTEB's NFCorpus",
+        license="academic use (NFCorpus README)",
+    )
+
+
+def scenarios(shared: Path) -> None:
+    sts17_multilingual(shared)
+    stsb_multi_mt(shared)
+    tatoeba(shared)
+    xquad_r(shared)
+    cosqa_pairs(shared)
+    nfcorpus(shared)
+    beir(shared, "aila-casedocs", "aila-casedocs", "retrieval", True, name="AILACasedocs", mteb="AILACasedocs",
+         license="CC BY 4.0")  # fmt: skip
+    beir(shared, "aila-statutes", "aila-statutes", "retrieval", name="AILAStatutes", mteb="AILAStatutes",
+         license="CC BY 4.0")  # fmt: skip
+    beir(shared, "cosqa", "cosqa", "retrieval", True, name="CoSQA (CoCLR 6,267-function pool)",
+         license="C-UDA (code MIT)")  # fmt: skip
+    for name, mteb in (("birco-clinical-trial", "BIRCOClinicalTrialReranking"), ("birco-relic", "BIRCORelicRetrieval")):
+        beir(shared, name, name, "reranking", True, name=f"BIRCO {name.split('-', 1)[1]} (reranking)", mteb=mteb,
+             note="candidates per query = its qrels rows, score-0 rows are the negatives", license="CC BY-NC 4.0")  # fmt: skip
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
@@ -269,7 +459,12 @@ def stsb_train_pairs(shared: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    shared = parser.parse_args().shared
+    parser.add_argument("--scenarios-only", action="store_true", help="only the specialised-scenario sets")
+    args = parser.parse_args()
+    shared = args.shared
+    scenarios(shared)
+    if args.scenarios_only:
+        return
     for convert in (sts_benchmark, sick, sts17, twitter_pit, mrpc, banking77, emotion, amazon_counterfactual):
         convert(shared)
     beir(shared, "scifact", "scifact", "retrieval", name="SciFact", mteb="SciFact", license="CC BY-NC 2.0")

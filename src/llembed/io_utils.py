@@ -71,9 +71,19 @@ def utf8_file(path: str | Path) -> Iterator[None]:
         raise not_utf8(path) from exc
 
 
+def open_text(path: str | Path):
+    """A UTF-8 text handle on ``path``, gzip-compressed when its name ends in ``.gz``."""
+    if str(path).endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rt", encoding="utf-8")
+    return Path(path).open(encoding="utf-8")
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line; a line that isn't a JSON object is an error naming it."""
-    with utf8_file(path), Path(path).open(encoding="utf-8") as handle:
+    """(line number, object) for each non-blank line (of a ``.jsonl`` or ``.jsonl.gz`` file); a line that isn't a
+    JSON object is an error naming it."""
+    with utf8_file(path), open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

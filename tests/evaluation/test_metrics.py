@@ -107,3 +107,33 @@ def test_clustering_v_measure():
     labels = ["a", "a", "b", "b", "c", "c"]
     assert metrics.clustering_v_measure(points, labels)["v_measure"] == pytest.approx(100.0)
     assert v_measure_score(labels, [0, 0, 1, 1, 1, 1]) < 1  # sanity of the reference itself
+
+
+def test_bitext_f1_by_hand():
+    source = np.array([[1.0, 0.0, 0.0], [1.0, 0.1, 0.0], [0.0, 0.0, 1.0]])
+    target = np.eye(3)
+    # nearest targets: 0, 0, 2 (the second sentence is matched to the first's translation)
+    scores = metrics.bitext_scores(source, target)
+    # per gold index (support 1 each): 0 → P 1/2, R 1, F1 2/3; 1 → never predicted: 0; 2 → 1
+    assert scores["f1"] == pytest.approx(100 * (2 / 3 + 0 + 1) / 3)
+    assert scores["precision"] == pytest.approx(100 * (0.5 + 0 + 1) / 3)
+    assert scores["recall"] == pytest.approx(100 * 2 / 3) and scores["accuracy"] == pytest.approx(100 * 2 / 3)
+    assert metrics.bitext_scores(target, source)["f1"] == pytest.approx(100.0)  # the other way all three match
+
+
+def test_bitext_task_scores_both_directions_and_averages_languages(tmp_path):
+    from llembed.evaluation.datasets import Dataset
+    from llembed.evaluation.tasks import make_task
+
+    rows = [{"sentence1": f"s{i}", "sentence2": f"t{i}", "subset": "xx-eng"} for i in range(3)]
+    rows += [{"sentence1": f"u{i}", "sentence2": f"v{i}", "subset": "yy-eng"} for i in range(2)]
+    task = make_task(Dataset("bitext", "toy", tmp_path, rows=rows))
+    vectors = {
+        "s0": [1, 0, 0], "s1": [1, 0.1, 0], "s2": [0, 0, 1], "t0": [1, 0, 0], "t1": [0, 1, 0], "t2": [0, 0, 1],
+        "u0": [0, 1, 0], "u1": [0, 0, 1], "v0": [0, 0, 1], "v1": [0, 1, 0],  # both crossed: F1 0
+    }  # fmt: skip
+    texts = task.requests()["text"]
+    scores = task.score({"text": np.array([vectors[t] for t in texts], dtype=float)})
+    assert scores["xx-eng"] == pytest.approx(100 * 5 / 9) and scores["yy-eng"] == 0.0
+    assert scores["main"] == scores["f1"] == pytest.approx(100 * 5 / 18)
+    assert scores["f1_reverse"] == pytest.approx((100.0 + 0.0) / 2)

@@ -4,12 +4,14 @@
 |---|---|---|
 | sts | ``test.jsonl`` or ``test.tsv`` (or a single file) | ``sentence1, sentence2, score`` |
 | pair | ``test.jsonl`` / ``.tsv`` | ``sentence1, sentence2, label`` (0/1) |
+| bitext | ``test.jsonl`` / ``.tsv`` | ``sentence1, sentence2`` (row i of one language translates row i of the other) |
 | classification | ``train.jsonl`` and ``test.jsonl`` | ``text, label`` |
 | clustering | ``test.jsonl`` | ``text, label`` |
 | retrieval | BEIR: ``corpus.jsonl`` (``_id, title, text``), ``queries.jsonl`` (``_id, text``), ``qrels/test.tsv`` | |
 | reranking | BEIR layout; each query's candidates are its qrels rows (score 0 = negative) | |
 
-A folder may carry ``dataset.json`` (``{"type": ..., "name": ...}``); otherwise the type is inferred from files.
+Rows of sts / pair / bitext may carry a ``subset`` (a language or pair): each is scored alone, the main score is
+their mean. A folder may carry ``dataset.json`` (``{"type": ..., "name": ...}``); otherwise the type is inferred from files.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from llembed.errors import InputError
-from llembed.io_utils import iter_jsonl, utf8_file
+from llembed.io_utils import iter_jsonl, open_text, utf8_file
 
-TASK_TYPES = ("sts", "pair", "classification", "clustering", "retrieval", "reranking")
+TASK_TYPES = ("sts", "pair", "bitext", "classification", "clustering", "retrieval", "reranking")
 
 
 @dataclass
@@ -107,7 +109,7 @@ def _split_file(folder: Path, split: str) -> Path:
 
 def _infer_type(path: Path) -> str:
     if path.is_dir():
-        if (path / "corpus.jsonl").is_file():
+        if _beir_file(path, "corpus.jsonl") is not None:
             return "retrieval"
         if (path / "train.jsonl").is_file():
             return "classification"
@@ -147,6 +149,9 @@ def load_dataset(path: str | Path, type: str | None = None, split: str = "test")
                 row["score"] = float(row["score"])
             except (TypeError, ValueError) as exc:
                 raise InputError(f"{_line(file, index)}: score {row['score']!r} is not a number") from exc
+    elif kind == "bitext":
+        dataset.rows = _read_table(file, ("sentence1", "sentence2"))
+        _check_texts(file, dataset.rows, ("sentence1", "sentence2"))
     elif kind == "pair":
         dataset.rows = _read_table(file, ("sentence1", "sentence2", "label"))
         _check_texts(file, dataset.rows, ("sentence1", "sentence2"))
@@ -166,18 +171,25 @@ def load_dataset(path: str | Path, type: str | None = None, split: str = "test")
     return dataset
 
 
+def _beir_file(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def _load_beir(dataset: Dataset, split: str) -> None:
     folder = dataset.path
     for required in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
-        if not (folder / required).is_file():
-            raise InputError(f"{folder}: retrieval data needs {required} (BEIR layout)")
-    for row in _read_jsonl(folder / "corpus.jsonl", ("_id", "text")):
+        if _beir_file(folder, required) is None:
+            raise InputError(f"{folder}: retrieval data needs {required} (BEIR layout; .gz allowed)")
+    for row in _read_jsonl(_beir_file(folder, "corpus.jsonl"), ("_id", "text")):
         title = (row.get("title") or "").strip()
         dataset.corpus[str(row["_id"])] = f"{title} {row['text']}".strip() if title else row["text"]
-    for row in _read_jsonl(folder / "queries.jsonl", ("_id", "text")):
+    for row in _read_jsonl(_beir_file(folder, "queries.jsonl"), ("_id", "text")):
         dataset.queries[str(row["_id"])] = row["text"]
-    qrels_file = folder / "qrels" / f"{split}.tsv"
-    with utf8_file(qrels_file), qrels_file.open(encoding="utf-8") as handle:
+    qrels_file = _beir_file(folder, f"qrels/{split}.tsv")
+    with utf8_file(qrels_file), open_text(qrels_file) as handle:
         for number, line in enumerate(handle, start=1):
             parts = line.rstrip("\n").split("\t")
             if number == 1 and not parts[-1].lstrip("-").isdigit():

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import scipy.stats
 
-from llembed.output import cosine_rows
+from llembed.output import cosine_matrix, cosine_rows
 
 
 # ---------------------------------------------------------------------------------------------- STS
@@ -25,6 +25,23 @@ def sts_scores(embeddings1: np.ndarray, embeddings2: np.ndarray, gold: Sequence[
     return {
         "cosine_spearman": 100 * float(scipy.stats.spearmanr(cosine, gold).statistic),
         "cosine_pearson": 100 * float(scipy.stats.pearsonr(cosine, gold).statistic),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- bitext
+def bitext_scores(source: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Bitext mining as MTEB's BitextMining: row i of ``source`` translates row i of ``target``; each source
+    sentence is matched to its nearest target by cosine; F1 (main), precision and recall are sklearn's
+    ``average="weighted"`` over the gold indices, accuracy the share matched right; ×100."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    gold = np.arange(len(source))
+    predicted = cosine_matrix(source, target).argmax(axis=1)
+    return {
+        "f1": 100 * float(f1_score(gold, predicted, average="weighted", zero_division=0)),
+        "precision": 100 * float(precision_score(gold, predicted, average="weighted", zero_division=0)),
+        "recall": 100 * float(recall_score(gold, predicted, average="weighted", zero_division=0)),
+        "accuracy": 100 * float(accuracy_score(gold, predicted)),
     }
 
 

@@ -2,6 +2,7 @@
 
 from llembed.evaluation.datasets import Dataset
 from llembed.evaluation.tasks.base import Task
+from llembed.evaluation.tasks.bitext import BitextMiningTask
 from llembed.evaluation.tasks.classification import ClassificationTask
 from llembed.evaluation.tasks.clustering import ClusteringTask
 from llembed.evaluation.tasks.pair_classification import PairClassificationTask
@@ -11,7 +12,15 @@ from llembed.evaluation.tasks.sts import STSTask
 
 TASKS: dict[str, type[Task]] = {
     cls.type: cls
-    for cls in (STSTask, PairClassificationTask, ClassificationTask, ClusteringTask, RetrievalTask, RerankingTask)
+    for cls in (
+        STSTask,
+        PairClassificationTask,
+        BitextMiningTask,
+        ClassificationTask,
+        ClusteringTask,
+        RetrievalTask,
+        RerankingTask,
+    )
 }
 
 

@@ -14,6 +14,6 @@ class PairClassificationTask(SentencePairTask):
     main_metric = "max_ap"
 
     def score(self, vectors: dict[str, np.ndarray]) -> dict[str, float]:
-        first, second = self.pair_vectors(vectors)
-        scores = pair_classification_scores(first, second, [r["label"] for r in self.dataset.rows])
-        return {"main": scores[self.main_metric], **scores}
+        return self.score_subsets(
+            vectors, lambda a, b, rows: pair_classification_scores(a, b, [r["label"] for r in rows])
+        )

@@ -13,6 +13,4 @@ class STSTask(SentencePairTask):
     main_metric = "cosine_spearman"
 
     def score(self, vectors: dict[str, np.ndarray]) -> dict[str, float]:
-        first, second = self.pair_vectors(vectors)
-        scores = sts_scores(first, second, [r["score"] for r in self.dataset.rows])
-        return {"main": scores[self.main_metric], **scores}
+        return self.score_subsets(vectors, lambda a, b, rows: sts_scores(a, b, [r["score"] for r in rows]))
