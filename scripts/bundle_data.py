@@ -235,6 +235,17 @@ def beir(shared: Path, folder: str, target: str, kind: str, compress: bool = Fal
 
 
 # ---------------------------------------------------------------- the specialised scenarios (issue 15)
+INSTRUCTIONS = {  # task descriptions for instruction prompts (queries), as E5 / MTEB word them
+    "scifact": "Given a scientific claim, retrieve documents that support or refute the claim",
+    "birco-arguana": "Given an argument, retrieve the best counter-argument to it",
+    "birco-clinical-trial": "Given a patient's case description, retrieve clinical trials the patient is eligible for",
+    "birco-relic": "Given literary analysis with a quotation left out, retrieve the passage of the novel it quotes",
+    "aila-casedocs": "Given a legal situation, retrieve prior court cases relevant to it",
+    "aila-statutes": "Given a legal situation, retrieve the statutes that apply to it",
+    "cosqa": "Given a web search query, retrieve the Python function that answers it",
+    "nfcorpus-preprocessed": "Given a question about nutrition, retrieve medical documents that answer it",
+    "xquad-r": "Given a question, retrieve the sentence, in any language, that answers it",
+}
 STS17_TRACKS = {  # MTEB STS17 subset → official SemEval-2017 track file
     "ar-ar": "track1.ar-ar",
     "en-ar": "track2.ar-en",
@@ -343,6 +354,7 @@ def xquad_r(shared: Path) -> None:
         dst,
         type="retrieval",
         name="XQuAD-R (LAReQA, cross-lingual)",
+        instruction=INSTRUCTIONS["xquad-r"],
         languages=list(XQUAD_LANGUAGES),
         eval_split="test",
         note="queries in 11 languages; every query's 11 relevant documents are its answer sentence in each language",
@@ -385,6 +397,7 @@ def nfcorpus(shared: Path) -> None:
         dst,
         type="retrieval",
         name="NFCorpus (original, preprocessed text)",
+        instruction=INSTRUCTIONS["nfcorpus-preprocessed"],
         eval_split="test",
         mteb_comparable=False,
         note="lower-cased, stop-words removed: scores are not comparable with MTEB's NFCorpus",
@@ -399,15 +412,18 @@ def scenarios(shared: Path) -> None:
     xquad_r(shared)
     cosqa_pairs(shared)
     nfcorpus(shared)
-    beir(shared, "aila-casedocs", "aila-casedocs", "retrieval", True, name="AILACasedocs", mteb="AILACasedocs",
-         license="CC BY 4.0")  # fmt: skip
-    beir(shared, "aila-statutes", "aila-statutes", "retrieval", name="AILAStatutes", mteb="AILAStatutes",
-         license="CC BY 4.0")  # fmt: skip
-    beir(shared, "cosqa", "cosqa", "retrieval", True, name="CoSQA (CoCLR 6,267-function pool)",
-         license="C-UDA (code MIT)")  # fmt: skip
-    for name, mteb in (("birco-clinical-trial", "BIRCOClinicalTrialReranking"), ("birco-relic", "BIRCORelicRetrieval")):
-        beir(shared, name, name, "reranking", True, name=f"BIRCO {name.split('-', 1)[1]} (reranking)", mteb=mteb,
-             note="candidates per query = its qrels rows, score-0 rows are the negatives", license="CC BY-NC 4.0")  # fmt: skip
+    legal = {"instruction": INSTRUCTIONS["aila-casedocs"], "license": "CC BY 4.0", "domain": "legal"}
+    beir(shared, "aila-casedocs", "aila-casedocs", "retrieval", True, name="AILACasedocs", mteb="AILACasedocs", **legal)
+    legal["instruction"] = INSTRUCTIONS["aila-statutes"]
+    beir(shared, "aila-statutes", "aila-statutes", "retrieval", name="AILAStatutes", mteb="AILAStatutes", **legal)
+    code = {"instruction": INSTRUCTIONS["cosqa"], "license": "C-UDA (code MIT)", "domain": "code"}
+    beir(shared, "cosqa", "cosqa", "retrieval", True, name="CoSQA (CoCLR 6,267-function pool)", **code)
+    birco = {"birco-clinical-trial": "BIRCOClinicalTrialReranking", "birco-relic": "BIRCORelicRetrieval"}
+    for name, mteb in birco.items():
+        note = "candidates per query = its qrels rows, score-0 rows are the negatives"
+        title = f"BIRCO {name.split('-', 1)[1]} (reranking)"
+        beir(shared, name, name, "reranking", True, name=title, mteb=mteb, note=note, license="CC BY-NC 4.0",
+             instruction=INSTRUCTIONS[name])  # fmt: skip
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
@@ -467,13 +483,23 @@ def main() -> None:
         return
     for convert in (sts_benchmark, sick, sts17, twitter_pit, mrpc, banking77, emotion, amazon_counterfactual):
         convert(shared)
-    beir(shared, "scifact", "scifact", "retrieval", name="SciFact", mteb="SciFact", license="CC BY-NC 2.0")
+    beir(
+        shared,
+        "scifact",
+        "scifact",
+        "retrieval",
+        name="SciFact",
+        mteb="SciFact",
+        instruction=INSTRUCTIONS["scifact"],
+        license="CC BY-NC 2.0",
+    )
     beir(
         shared,
         "birco-arguana",
         "birco-arguana",
         "reranking",
         name="BIRCO ArguAna (reranking)",
+        instruction=INSTRUCTIONS["birco-arguana"],
         note="candidates per query = its qrels rows, score-0 rows are the negatives",
         license="CC BY-NC 4.0",
     )

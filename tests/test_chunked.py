@@ -9,7 +9,7 @@ from llembed import Embedder, Recipe, RecipeError
 from .conftest import SENTENCES
 
 POOLINGS = ["last", "eos", "mean", "weighted_mean", "first", "max"]
-WORDS = "the cat sat on mat and dog ran in park while birds sang to sun".split()
+WORDS = ["the", "cat", "sat", "on", "mat", "and", "dog", "ran", "in", "park", "while", "birds", "sang", "to", "sun"]
 
 
 def make(backbones, **recipe) -> Embedder:
@@ -79,7 +79,9 @@ def test_late_chunking_runs_a_long_text_in_overlapping_windows(tiny_backbones, h
 
     seen = []
     run = embedder.backbone.hidden_states
-    embedder.backbone.hidden_states = lambda batch, *a, **k: seen.append(batch.input_ids.shape[1]) or run(batch, *a, **k)
+    embedder.backbone.hidden_states = lambda batch, *a, **k: (
+        seen.append(batch.input_ids.shape[1]) or run(batch, *a, **k)
+    )
     try:
         (chunks,) = embedder.encode_chunks([text], normalize=False)
     finally:

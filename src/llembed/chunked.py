@@ -57,7 +57,7 @@ class ChunkedTexts:
     def split(self, rows: np.ndarray, count: int) -> list[TextChunks]:
         """Per-chunk ``rows`` (e.g. formatted vectors) grouped into each of the ``count`` texts' chunks."""
         bounds = np.searchsorted(np.asarray(self.owners), np.arange(count + 1))
-        return [TextChunks(self.spans[bounds[i] : bounds[i + 1]], rows[bounds[i] : bounds[i + 1]]) for i in range(count)]
+        return [TextChunks(self.spans[a:b], rows[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
     def text_means(self, count: int) -> dict[PoolSpec, torch.Tensor]:
         """Each text's vector: the mean of its chunks' vectors."""

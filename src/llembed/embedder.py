@@ -8,6 +8,7 @@ what a model name means is ``resolve.py``'s business.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import time
@@ -31,6 +32,7 @@ from llembed.prompts import PromptTemplate, Strategy, resolve_strategy, template
 from llembed.recipe import Recipe, resolve_layers
 from llembed.resolve import Resolved, resolve
 from llembed.sparse import lexical_weights, lm_logits, to_csr, to_token_dicts
+from llembed.thinking import Thinker, make_thinker
 from llembed.tokenization import PromptTokenizer, TokenBatch, TokenizedText, collate, shared_prefix_length
 
 Side = Literal["text", "query", "document"]
@@ -288,6 +290,7 @@ class Embedder:
         self._start_stats(texts, templates)
         if not texts:
             return {spec: torch.zeros((0, self.backbone.hidden_size)) for spec in specs}
+        texts = self._think(texts, side, task)
         started = time.perf_counter()
         if self.recipe.chunking == "none":
             total = len(texts) * len(templates)
@@ -337,11 +340,25 @@ class Embedder:
             raise InputError(f"batch_size must be positive, not {batch_size}")
         templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
         self._start_stats(texts, templates)
+        texts = self._think(texts, side, task)
         started = time.perf_counter()
         late = self.recipe.chunking == "late"
         chunked = pool_chunks(self, texts, specs, templates, task, batch_size, show_progress_bar, late)
         self.last_stats |= {"chunks": len(chunked.owners), "seconds": time.perf_counter() - started}
         return chunked
+
+    @functools.cached_property
+    def thinker(self) -> Thinker | None:
+        """The recipe's ``think`` generator (``None`` without one), built on first use."""
+        return make_thinker(self.recipe, self.backbone) if self.recipe.think else None
+
+    def _think(self, texts: list[str], side: Side, task: str | None) -> list[str]:
+        """Queries followed by their generated rationale under a ``think`` recipe; other texts as they are."""
+        if side != "query" or self.thinker is None:
+            return texts
+        expanded = self.thinker.expand(texts, task or self.recipe.task)
+        self.last_stats |= self.thinker.last_stats
+        return expanded
 
     def _start_stats(self, texts: Sequence[str], templates: Sequence[PromptTemplate]) -> None:
         empty = sum(1 for text in texts if not text.strip())

@@ -65,6 +65,15 @@ class Recipe:
     """Text tokens per chunk (``None``: 512, or what fits the model's window with the prompt)."""
     chunk_overlap: int = 0
     """Tokens consecutive chunks share."""
+    think: str | None = None
+    """Think, then embed: before a query is embedded, a generator writes a short rationale that is embedded with it
+    — ``self`` (this model), a local chat model, or an OpenAI-compatible endpoint URL (see ``llembed.thinking``)."""
+    think_model: str | None = None
+    """The model name to ask an endpoint for (``think`` is a URL)."""
+    think_prompt: str | None = None
+    """The generator's instruction, holding ``{text}`` (and optionally ``{task}``); ``None``: a built-in one."""
+    think_tokens: int = 96
+    """Most tokens a rationale may have."""
     normalize: bool | None = None
     """L2-normalise the output (``None``: the model's default, which is ``True`` except for a
     sentence-transformers folder without a ``Normalize`` module)."""
@@ -90,7 +99,7 @@ class Recipe:
         _choice("dtype", self.dtype, DTYPES)
         _choice("padding_side", self.padding_side, PADDING_SIDES, optional=True)
         _choice("chunking", self.chunking, tuple(CHUNKINGS))
-        for name in ("truncate_dim", "max_length", "sparse_top_k", "chunk_tokens"):
+        for name in ("truncate_dim", "max_length", "sparse_top_k", "chunk_tokens", "think_tokens"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
                 raise RecipeError(f"{name} must be a positive integer, not {value!r}")
@@ -103,6 +112,10 @@ class Recipe:
             raise RecipeError(
                 f"chunk_overlap={self.chunk_overlap} must be smaller than chunk_tokens={self.chunk_tokens}"
             )
+        if self.think_prompt is not None and "{text}" not in self.think_prompt:
+            raise RecipeError("think_prompt must hold {text}, where the query goes")
+        if self.think is not None and (not isinstance(self.think, str) or not self.think.strip()):
+            raise RecipeError(f"think must be 'self', a model or an endpoint URL, not {self.think!r}")
         if self.normalize is not None and not isinstance(self.normalize, bool):
             raise RecipeError(f"normalize must be true or false, not {self.normalize!r}")
         if self.tp_layers is not None and (

@@ -61,8 +61,9 @@ def test_a_chunk_index_returns_each_document_once_at_its_best_chunk(tmp_path, ch
     rows = kept_rows(scifact_rows)
     texts = [text for _, text in rows]
     index = VectorIndex.load(
-        build_index(chunk_embedder, Corpus([i for i, _ in rows], texts), tmp_path / "idx", chunks=True,
-                    show_progress_bar=False),  # fmt: skip
+        build_index(
+            chunk_embedder, Corpus([i for i, _ in rows], texts), tmp_path / "idx", chunks=True, show_progress_bar=False
+        ),  # fmt: skip
         chunk_embedder,
     )
     chunks = chunk_embedder.encode_chunks(texts)
@@ -89,8 +90,13 @@ def test_an_index_of_a_chunked_output_equals_the_direct_one(tmp_path, chunk_outp
     rows = kept_rows(scifact_rows)
     from_vectors = VectorIndex.load(build_index_from_vectors(out, tmp_path / "from-vectors"), chunk_embedder)
     direct = VectorIndex.load(
-        build_index(chunk_embedder, Corpus(*map(list, zip(*rows, strict=True))), tmp_path / "direct", chunks=True,
-                    show_progress_bar=False),  # fmt: skip
+        build_index(
+            chunk_embedder,
+            Corpus(*map(list, zip(*rows, strict=True))),
+            tmp_path / "direct",
+            chunks=True,
+            show_progress_bar=False,
+        ),  # fmt: skip
         chunk_embedder,
     )
     assert from_vectors.ids == direct.ids

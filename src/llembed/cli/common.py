@@ -42,6 +42,13 @@ ChunkingOpt = Annotated[
 ]
 ChunkTokensOpt = Annotated[int | None, typer.Option(help="Text tokens per chunk (default 512, or what fits)")]
 ChunkOverlapOpt = Annotated[int | None, typer.Option(help="Tokens consecutive chunks share")]
+ThinkOpt = Annotated[
+    str | None,
+    typer.Option(help="Think, then embed: a rationale for each query from 'self', a chat model or an endpoint URL"),
+]
+ThinkModelOpt = Annotated[str | None, typer.Option(help="Model name to ask the --think endpoint for")]
+ThinkPromptOpt = Annotated[str | None, typer.Option(help="The generator's instruction, holding {text}")]
+ThinkTokensOpt = Annotated[int | None, typer.Option(help="Most tokens of a rationale (default 96)")]
 PrecisionOpt = Annotated[str | None, typer.Option(help=" | ".join(PRECISIONS))]
 BatchSizeOpt = Annotated[int, typer.Option(help="Texts per forward pass")]
 NormalizeOpt = Annotated[bool | None, typer.Option("--normalize/--no-normalize")]
@@ -60,6 +67,10 @@ RECIPE_FLAGS: dict[str, Any] = {
     "chunking": ChunkingOpt,
     "chunk_tokens": ChunkTokensOpt,
     "chunk_overlap": ChunkOverlapOpt,
+    "think": ThinkOpt,
+    "think_model": ThinkModelOpt,
+    "think_prompt": ThinkPromptOpt,
+    "think_tokens": ThinkTokensOpt,
     "normalize": NormalizeOpt,
     "truncate_dim": TruncateDimOpt,
     "precision": PrecisionOpt,

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from llembed.cli.common import (
+    PIPELINE_FLAGS,
     BatchSizeOpt,
     ModelOpt,
     RecipeOpt,
@@ -19,16 +20,17 @@ from llembed.cli.common import (
     recipe_flags,
 )
 from llembed.errors import InputError
+from llembed.evaluation.datasets import TASK_TYPES
 
 
 @handle_errors
-@recipe_flags(
-    "prompt", "pooling", "layer", "task", "bidirectional", "exclude_prompt", "dtype", "max_length", "truncation"
-)
+@recipe_flags(*PIPELINE_FLAGS)
 def eval_command(
     data: Annotated[str | None, typer.Option(help="Dataset folder/file, or a bundled name; none → the suite")] = None,
-    type: Annotated[
-        str | None, typer.Option("--type", help="sts|retrieval|classification|pair|clustering|reranking")
+    type: Annotated[str | None, typer.Option("--type", help=" | ".join(TASK_TYPES))] = None,
+    subset: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these subsets (languages) of a multilingual set, e.g. deu-eng (repeat or a,b)"),
     ] = None,
     format: Annotated[str, typer.Option("--format", help="table | json (scores on stdout)")] = "table",
     model: ModelOpt = None,
@@ -50,7 +52,7 @@ def eval_command(
 
     from llembed.evaluation.ablation import parse_grid
     from llembed.evaluation.bundled import DATA_DIR
-    from llembed.evaluation.datasets import load_dataset
+    from llembed.evaluation.datasets import load_dataset, select_subsets
     from llembed.evaluation.evaluate import evaluate
     from llembed.evaluation.suites import SuiteOptions
     from llembed.evaluation.tasks import make_task
@@ -72,6 +74,8 @@ def eval_command(
         _run_suite(load_embedder(model, recipe, **recipe_fields), output, suite_options, format)
         return
     dataset = load_dataset(Path(data) if Path(data).exists() else DATA_DIR / data, type=type)
+    if subset:
+        dataset = select_subsets(dataset, [name for item in subset for name in item.split(",") if name])
     embedder = load_embedder(model, recipe, **recipe_fields)
     results = evaluate(embedder, make_task(dataset), batch_size=batch_size, sparse=sparse)
     if format == "json":

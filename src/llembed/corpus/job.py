@@ -196,7 +196,8 @@ def _finish(
         recipes[meta["recipe_hash"]] = meta["recipe"]
         if manifest["options"].get("chunks"):  # a document's chunks share its id
             table = pq.read_table(path, columns=["id", "chunk"])
-            ids = [i for i, c in zip(table.column("id").to_pylist(), table.column("chunk").to_pylist()) if c == 0]
+            pairs = zip(table.column("id").to_pylist(), table.column("chunk").to_pylist(), strict=True)
+            ids = [doc_id for doc_id, chunk in pairs if chunk == 0]
             vectors += table.num_rows
         else:
             ids = pq.read_table(path, columns=["id"]).column("id").to_pylist()

@@ -2,8 +2,9 @@
 
 A shard file holds ``id``, optional ``text``, ``vector`` (fixed-size float32 list) and, with sparse output,
 ``sparse_indices`` / ``sparse_values``. With ``chunks`` a row is one chunk of a document: ``id``, ``chunk`` (its
-number in the document), ``start`` / ``end`` (its character span), ``text`` (the chunk's own text), ``vector``. Its schema metadata (key ``llembed``) records the recipe hash, the shard
-and the rows that were rejected. The file is written atomically, so its existence means the shard is done.
+number in the document), ``start`` / ``end`` (its character span), ``text`` (the chunk's own text), ``vector``.
+Its schema metadata (key ``llembed``) records the recipe hash, the shard and the rows that were rejected. The file
+is written atomically, so its existence means the shard is done.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@
 | reranking | BEIR layout; each query's candidates are its qrels rows (score 0 = negative) | |
 
 Rows of sts / pair / bitext may carry a ``subset`` (a language or pair): each is scored alone, the main score is
-their mean. A folder may carry ``dataset.json`` (``{"type": ..., "name": ...}``); otherwise the type is inferred from files.
+their mean. A folder may carry ``dataset.json`` (``{"type": ..., "name": ...}``); otherwise the type is
+inferred from files.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ class Dataset:
         digest = hashlib.blake2b(digest_size=10)
         payload = (
             self.type,
+            self.meta.get("instruction"),
             self.rows,
             self.train,
             sorted(self.corpus.items()),
@@ -203,3 +205,32 @@ def _load_beir(dataset: Dataset, split: str) -> None:
                 raise InputError(f"{qrels_file}:{number}: corpus id {doc!r} not in corpus.jsonl")
             dataset.qrels.setdefault(query, {})[doc] = int(score)
     dataset.queries = {q: text for q, text in dataset.queries.items() if q in dataset.qrels}
+
+
+def subset_names(dataset: Dataset) -> list[str]:
+    """A multilingual set's subsets: the rows' ``subset`` values, or a retrieval set's ``languages``."""
+    if dataset.type in ("retrieval", "reranking"):
+        return list(dataset.meta.get("languages", []))
+    return list(dict.fromkeys(row["subset"] for row in dataset.rows if "subset" in row))
+
+
+def select_subsets(dataset: Dataset, names: list[str]) -> Dataset:
+    """Only the named subsets (languages): pair rows of those subsets; for a multilingual retrieval set, the
+    queries and documents whose ids start with ``<language>-``. An unknown name is an error listing the known."""
+    known = subset_names(dataset)
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        have = ", ".join(known) if known else "none (it is not a multilingual set)"
+        raise InputError(
+            f"unknown subset {', '.join(map(repr, unknown)) or '(none given)'} of {dataset.name}; it has {have}"
+        )
+    note = f"subsets {', '.join(names)} of {len(known)}"
+    if dataset.type in ("retrieval", "reranking"):
+        keep = tuple(f"{name}-" for name in names)
+        corpus = {d: t for d, t in dataset.corpus.items() if d.startswith(keep)}
+        qrels = {
+            q: {d: s for d, s in docs.items() if d in corpus} for q, docs in dataset.qrels.items() if q.startswith(keep)
+        }
+        return replace(dataset, corpus=corpus, queries={q: dataset.queries[q] for q in qrels}, qrels=qrels,
+                       subsample_note=note)  # fmt: skip
+    return replace(dataset, rows=[row for row in dataset.rows if row.get("subset") in names], subsample_note=note)

@@ -25,6 +25,9 @@ class Efficiency:
     """Texts that were empty (embedded as the model sees an empty text, as mteb does)."""
     truncated: int = 0
     """Texts cut at the recipe's ``max_length`` (as mteb does)."""
+    generated: int = 0
+    """Queries a ``think`` generator wrote a rationale for (not found in its cache)."""
+    generation_seconds: float = 0.0
 
     @property
     def tokens_per_s(self) -> float:
@@ -40,6 +43,8 @@ class Efficiency:
         self.seconds += float(stats.get("seconds", 0.0))
         self.empty += int(stats.get("empty", 0))
         self.truncated += int(stats.get("truncated", 0))
+        self.generated += int(stats.get("generated", 0))
+        self.generation_seconds += float(stats.get("generation_seconds", 0.0))
         self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb)
 
     def to_dict(self) -> dict:
@@ -66,10 +71,14 @@ def pool_requests(
     """Pooled vectors of every text the task asks for, per side and spec, with what the forward passes cost."""
     efficiency = Efficiency()
     pooled = {}
+    # queries take the dataset's task description under instruction prompts, unless the recipe names its own
+    instruction = embedder.recipe.task or task.dataset.meta.get("instruction")
     for side, texts in task.requests().items():
         with measure() as cost:
             # real data: empty texts stay and over-long ones are cut, as mteb scores them (and both are counted)
-            pooled[side] = embedder.pool(texts, specs, side=side, batch_size=batch_size, strict=False)
+            pooled[side] = embedder.pool(
+                texts, specs, side, instruction if side == "query" else None, batch_size, strict=False
+            )
         efficiency.add(embedder.last_stats, cost.peak_rss_mb)
     return pooled, efficiency
 

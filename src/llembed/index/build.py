@@ -123,7 +123,8 @@ def build_index(
                     chunked = embedder.pool_chunks(group, specs, "document", None, batch_size, False)
                     pooled = chunked.pooled
                     rows = [(start + owner, a, b) for owner, (a, b) in zip(chunked.owners, chunked.spans, strict=True)]
-                    atomic_write(chunk_file, lambda tmp, r=np.asarray(rows, np.int64): _save_npy(tmp, r))
+                    located = np.asarray(rows, np.int64)
+                    atomic_write(chunk_file, lambda tmp, r=located: _save_npy(tmp, r))
                 else:  # a corpus is real data: empty and over-long documents as embed-corpus does
                     pooled = embedder.pool(group, specs, "document", None, batch_size, False, strict=False)
                 vectors = embedder.to_float(embedder.format(pooled[embedder.spec]))

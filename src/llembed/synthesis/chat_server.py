@@ -12,7 +12,7 @@ import uuid
 
 from pydantic import BaseModel, Field
 
-from llembed.synthesis.generators import GenerationSettings, LocalGenerator
+from llembed.generation import GenerationSettings, LocalGenerator
 
 
 class Message(BaseModel):

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from llembed.synthesis.generators import GenerationSettings
+from llembed.generation import GenerationSettings
 from llembed.synthesis.parsing import Drops, extract_fields, normalized, parse_list, validate
 from llembed.synthesis.store import SynthesisStore
 

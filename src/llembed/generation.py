@@ -1,7 +1,8 @@
-"""Text generators for synthesis: a local Hugging Face chat model, or any OpenAI-compatible endpoint.
+"""Text generators: a local Hugging Face chat model, or any OpenAI-compatible endpoint.
 
 Both take a batch of conversations (lists of ``{"role", "content"}`` messages) and return one reply each. The
 local generator can also score continuations (log-likelihood), which the Gecko recipe uses to rank passages.
+Synthesis writes training data with them; "think, then embed" queries (:mod:`llembed.thinking`) use them too.
 """
 
 from __future__ import annotations
@@ -38,14 +39,29 @@ class LocalGenerator:
 
         source = locate(model)
         path = dequantized_gguf(source) if source.gguf_file is not None else source.path
-        self.name = source.name
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        if self.tokenizer.chat_template is None:
-            raise InputError(f"{source.name} has no chat template: synthesis needs an instruction-tuned chat model")
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self._attach(source.name, tokenizer, batch_size, seed)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).eval()
+
+    @classmethod
+    def of(cls, name: str, model, tokenizer, batch_size: int = 8, seed: int = 0) -> LocalGenerator:
+        """A generator over a causal LM already loaded (e.g. an embedder's own); its tokenizer is copied, since
+        generation pads on the left."""
+        import copy
+
+        generator = cls.__new__(cls)
+        generator._attach(name, copy.deepcopy(tokenizer), batch_size, seed)
+        generator.model = model
+        return generator
+
+    def _attach(self, name: str, tokenizer, batch_size: int, seed: int) -> None:
+        if tokenizer.chat_template is None:
+            raise InputError(f"{name} has no chat template: generation needs an instruction-tuned chat model")
+        self.name = name
+        self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).eval()
         self.batch_size = batch_size
         self.seed = seed
         self.calls = 0
@@ -123,6 +139,9 @@ class OpenAIGenerator:
         timeout: float = 120.0,
         max_attempts: int = 4,
     ) -> None:
+        from llembed.extras import require
+
+        require("synth", "an OpenAI-compatible generator endpoint")
         import httpx
 
         self.name = model
