@@ -65,3 +65,11 @@ def test_a_chunk_longer_than_the_window_is_refused():
 def test_bad_chunking_fields_are_one_line_errors(fields, message):
     with pytest.raises(RecipeError, match=message.replace("(", r"\(")):
         Recipe(**fields)
+
+
+def test_the_context_a_window_carries_is_at_most_two_chunks():
+    offsets = [(i, i + 1) for i in range(300)]
+    plan = plan_chunks(offsets, 300, chunk_tokens=10, overlap=0)
+    windows = plan_windows(plan, offsets, 300, window=100)
+    # spare room (100 - 10) // 2 = 45, capped at two chunks = 20: the second window starts at 100 - 20
+    assert windows[1].token_span == (80, 180) and windows[1].chunks[0] == 10

@@ -72,16 +72,17 @@ def plan_windows(plan: ChunkPlan, offsets: Sequence[tuple[int, int]], text_lengt
     """Windows of at most ``window`` text tokens that hold every chunk whole, for late chunking.
 
     A text that fits is one window: the whole text, as a plain pass would run it. Otherwise each window starts
-    at the first chunk the previous one could not hold whole, carrying up to half its spare room of the text
-    before it as context, so a causal model's chunk always sees some of what precedes it; each chunk is pooled
-    from the first window that holds it whole. Compute stays within twice the text's tokens.
+    at the first chunk the previous one could not hold whole, carrying some of the text before it as context
+    (half the window's spare room, at most two chunks' worth), so a causal model's chunk always sees some of
+    what precedes it; each chunk is pooled from the first window that holds it whole. Compute stays within
+    twice the text's tokens.
     """
     if plan.num_tokens <= window:
         return [Window((0, plan.num_tokens), (0, text_length), tuple(range(len(plan.token_spans))))]
     longest = max(end - start for start, end in plan.token_spans)
     if longest > window:
         raise ValueError(f"a chunk of {longest} tokens does not fit a window of {window}")
-    context = (window - longest) // 2
+    context = min((window - longest) // 2, 2 * longest)
     windows: list[Window] = []
     chunk = 0
     while chunk < len(plan.token_spans):

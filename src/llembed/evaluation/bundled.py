@@ -23,11 +23,17 @@ def load_bundled(name: str) -> Dataset:
 
 
 def subsample_pairs(dataset: Dataset, pairs: int, seed: int = 0) -> Dataset:
-    """A fixed random sample of ``pairs`` rows (STS / pair classification)."""
-    if pairs >= len(dataset.rows):
+    """A fixed random sample of ``pairs`` rows (STS / pair classification / bitext); ``pairs`` per subset when the
+    rows have subsets (languages), so every language keeps its share."""
+    groups: dict[str, list[dict]] = {}
+    for row in dataset.rows:
+        groups.setdefault(row.get("subset", ""), []).append(row)
+    if all(pairs >= len(rows) for rows in groups.values()):
         return dataset
-    rows = random.Random(seed).sample(dataset.rows, pairs)
-    note = f"{pairs} of {len(dataset.rows)} pairs, random sample (seed {seed})"
+    rng = random.Random(seed)
+    rows = [row for group in groups.values() for row in (rng.sample(group, pairs) if pairs < len(group) else group)]
+    per = " per subset" if len(groups) > 1 else ""
+    note = f"{pairs}{per} of {len(dataset.rows)} pairs, random sample (seed {seed})"
     return Dataset(dataset.type, dataset.name, dataset.path, dataset.meta, rows=rows, subsample_note=note)
 
 

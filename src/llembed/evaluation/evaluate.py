@@ -66,20 +66,30 @@ class TaskResult:
 
 
 def pool_requests(
-    embedder: Embedder, task: Task, specs: list[PoolSpec], batch_size: int = 32
+    embedder: Embedder, task: Task, specs: list[PoolSpec], batch_size: int = 32, memo=None
 ) -> tuple[dict[str, dict[PoolSpec, torch.Tensor]], Efficiency]:
-    """Pooled vectors of every text the task asks for, per side and spec, with what the forward passes cost."""
+    """Pooled vectors of every text the task asks for, per side and spec, with what the forward passes cost.
+
+    ``memo`` (an ablation's ``SideMemo``) hands back a side already pooled under the same settings; its cost
+    is counted again, as if it had been computed, so cells stay comparable."""
     efficiency = Efficiency()
     pooled = {}
     # queries take the dataset's task description under instruction prompts, unless the recipe names its own
     instruction = embedder.recipe.task or task.dataset.meta.get("instruction")
     for side, texts in task.requests().items():
+        found = memo.get(side, specs) if memo is not None else None
+        if found is not None:
+            pooled[side], stats, peak = found
+            efficiency.add(stats, peak)
+            continue
         with measure() as cost:
             # real data: empty texts stay and over-long ones are cut, as mteb scores them (and both are counted)
             pooled[side] = embedder.pool(
                 texts, specs, side, instruction if side == "query" else None, batch_size, strict=False
             )
         efficiency.add(embedder.last_stats, cost.peak_rss_mb)
+        if memo is not None:
+            memo.put(side, pooled[side], dict(embedder.last_stats), cost.peak_rss_mb)
     return pooled, efficiency
 
 

@@ -13,7 +13,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from llembed.evaluation import report_sections as sections
 from llembed.evaluation.ablation import Cell, best_cells
+from llembed.evaluation.scenarios import section_summary
 from llembed.io_utils import atomic_write_text
 from llembed.recipe import Recipe
 
@@ -24,6 +26,7 @@ METRIC_COLUMNS = {
     "classification": ["accuracy", "f1"],
     "clustering": ["v_measure"],
     "pair": ["max_ap", "cosine_ap"],
+    "bitext": ["f1", "f1_reverse", "accuracy"],
 }
 
 
@@ -114,10 +117,24 @@ def markdown(cells: list[Cell], meta: dict, best: dict[str, Cell]) -> str:
         f"- suite: {meta.get('suite')}; run time {meta.get('seconds', 0):.0f} s; "
         f"{meta.get('computed', 0)} cells computed, {meta.get('reused', 0)} reused from cache",
         f"- machine: {meta.get('machine', '')}",
+        f"- trained on: {meta.get('trained_on', 'see the recipes')}",
         "",
     ]
+    if not meta.get("sections"):
+        return "\n".join(parts + _task_markdown(cells, best, "##")) + "\n"
+    for name in meta["sections"]:
+        section_cells = [c for c in cells if c.section == name]
+        parts += [f"## {sections.TITLES.get(name, name)}", "", section_summary(name), ""]
+        for caption, rows in sections.section_tables(name, section_cells, meta):
+            parts += [f"{caption}:", "", sections.md_table(rows), ""]
+        parts += _task_markdown(section_cells, best, "###")
+    return "\n".join(parts) + "\n"
+
+
+def _task_markdown(cells: list[Cell], best: dict[str, Cell], heading: str) -> list[str]:
+    parts = []
     for task, task_cells in _by_task(cells).items():
-        parts.append(f"## {task} ({task_cells[0].type})")
+        parts.append(f"{heading} {task} ({task_cells[0].type})")
         notes = {c.note for c in task_cells if c.note}
         parts += [f"_Subsampled: {note}_" for note in notes]
         if task in best:
@@ -129,7 +146,7 @@ def markdown(cells: list[Cell], meta: dict, best: dict[str, Cell]) -> str:
             rows += [[p, *[_fmt(values.get((p, c), "")) for c in columns]] for p in prompts]
             parts += ["Main score, prompt × pooling @ layer:", "", _md_table(rows), ""]
         parts += [_md_table(task_table(task_cells, best.get(task))), ""]
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 # ---------------------------------------------------------------------------------------------- html
@@ -196,10 +213,35 @@ def html_report(cells: list[Cell], meta: dict, best: dict[str, Cell]) -> str:
         f"<h1>llembed evaluation: {html.escape(str(meta.get('model')))}</h1>",
         f"<p>suite <b>{html.escape(str(meta.get('suite')))}</b> · run time {meta.get('seconds', 0):.0f} s · "
         f"{meta.get('computed', 0)} cells computed, {meta.get('reused', 0)} from cache · "
-        f"{html.escape(str(meta.get('machine', '')))}</p>",
+        f"{html.escape(str(meta.get('machine', '')))} · trained on: "
+        f"{html.escape(str(meta.get('trained_on', 'see the recipes')))}</p>",
     ]
+    if not meta.get("sections"):
+        body += _task_html(cells, best, "h2")
+    for name in meta.get("sections") or []:
+        section_cells = [c for c in cells if c.section == name]
+        title = html.escape(sections.TITLES.get(name, name))
+        body += [f"<h2>{title}</h2>", f"<p>{html.escape(section_summary(name))}</p>"]
+        body += [f'<img src="{src}">' for src in sections.section_plots(name, section_cells, meta, _png)]
+        for caption, rows in sections.section_tables(name, section_cells, meta):
+            body += [f"<p><b>{html.escape(caption)}</b></p>", sections.html_table(rows)]
+        body += _task_html(section_cells, best, "h3")
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
+        "font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "td:first-child{text-align:left}tr.best{background:#ffe9e9}p.best{color:#b00}img{max-width:100%;"
+        "display:block;margin:1em 0}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>llembed report</title><style>{style}</style>"
+        f"</head><body>{''.join(body)}</body></html>\n"
+    )
+
+
+def _task_html(cells: list[Cell], best: dict[str, Cell], heading: str) -> list[str]:
+    body = []
     for task, task_cells in _by_task(cells).items():
-        body.append(f"<h2>{html.escape(task)} ({task_cells[0].type})</h2>")
+        body.append(f"<{heading}>{html.escape(task)} ({task_cells[0].type})</{heading}>")
         for note in {c.note for c in task_cells if c.note}:
             body.append(f"<p><i>Subsampled: {html.escape(note)}</i></p>")
         if task in best:
@@ -214,13 +256,4 @@ def html_report(cells: list[Cell], meta: dict, best: dict[str, Cell]) -> str:
             css = ' class="best"' if row[0].endswith("★") else ""
             table.append(f"<tr{css}>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>")
         body.append("\n".join(table) + "</table>")
-    style = (
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
-        "font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-        "td:first-child{text-align:left}tr.best{background:#ffe9e9}p.best{color:#b00}img{max-width:100%;"
-        "display:block;margin:1em 0}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset=utf-8><title>llembed report</title><style>{style}</style>"
-        f"</head><body>{''.join(body)}</body></html>\n"
-    )
+    return body

@@ -1,10 +1,14 @@
-"""The quick and full evaluation suites over the bundled data (what ``llembed eval`` runs with no --data)."""
+"""The quick and full evaluation suites over the bundled data (what ``llembed eval`` runs with no --data).
+
+The quick suite is the prompt × pooling × layer grid on an STS-B sample plus a SciFact sample (minutes); the
+full suite runs the sections of :mod:`llembed.evaluation.scenarios` (hours on two CPU cores; resumable).
+"""
 
 from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llembed.backbone import cpu_name
@@ -13,20 +17,11 @@ from llembed.errors import InputError
 from llembed.evaluation.ablation import AblationRunner
 from llembed.evaluation.bundled import load_bundled, subsample_pairs, subsample_retrieval
 from llembed.evaluation.report import write_report
+from llembed.evaluation.scenarios import SECTIONS, Context, Sizes
 
 SUITES = ("quick", "full")
 QUICK_PROMPTS = ["none", "prompteol", "pcoteol", "ke", "metaeol", "echo", "icl"]
 QUICK_POOLINGS = ["last", "mean", "weighted_mean"]
-STS_SETS = ["stsbenchmark", "sick", "sts17-en-en"]
-OTHER_SETS = [
-    "twitter-semeval2015",
-    "mrpc",
-    "amazon-counterfactual-en",
-    "emotion",
-    "banking77",
-    "banking77-clustering",
-    "birco-arguana",
-]
 
 
 @dataclass
@@ -39,10 +34,18 @@ class SuiteOptions:
     grid: dict | None = None
     baselines: bool = True
     batch_size: int = 32
+    sections: list[str] | None = None
+    """Full suite: the sections to run (``None``: all of :data:`SECTIONS`, in order)."""
+    sizes: Sizes = field(default_factory=Sizes)
 
     def __post_init__(self) -> None:
         if self.suite not in SUITES:
             raise InputError(f"unknown suite {self.suite!r}; choose one of {', '.join(SUITES)}")
+        unknown = [name for name in self.sections or [] if name not in SECTIONS]
+        if unknown:
+            raise InputError(f"unknown section {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+        if self.sections and self.suite != "full":
+            raise InputError("--section picks sections of the full suite: add --suite full")
 
 
 def default_grid(embedder: Embedder) -> dict[str, list]:
@@ -60,46 +63,38 @@ def run_suite(embedder: Embedder, out_dir: str | Path, options: SuiteOptions) ->
     minilm = (
         Embedder.from_pretrained("all-minilm-l6-v2", dtype="float32", truncation=True) if options.baselines else None
     )
-    lexical = base.replace(prompt="prompteol", pooling="last", layer=-1, exclude_prompt=False, bidirectional=False)
-
+    meta = {"model": embedder.recipe.model, "suite": options.suite}
     if options.suite == "quick":
-        sts = [subsample_pairs(load_bundled("stsbenchmark"), options.sts_pairs)]
-        retrieval = subsample_retrieval(load_bundled("scifact"), options.retrieval_queries, options.retrieval_documents)
-        lexical = lexical.replace(max_length=options.max_document_tokens, truncation=True)
-        others = []
-    else:  # "full" (SuiteOptions refuses other names)
-        sts = [load_bundled(name) for name in STS_SETS]
-        retrieval = load_bundled("scifact")
-        lexical = lexical.replace(truncation=True, max_length=min(512, embedder.recipe.max_length or 512))
-        others = [load_bundled(name) for name in OTHER_SETS]
-
-    for dataset in sts:
-        runner.run_grid(grid, dataset, base)
-        if minilm:
-            runner.run_baseline(dataset, minilm, "all-MiniLM-L6-v2")
-    runner.run_lexical(retrieval, lexical)
-    if minilm:
-        runner.run_baseline(retrieval, minilm, "all-MiniLM-L6-v2")
-        runner.run_baseline(retrieval, "bm25", "BM25 (bm25s)")
-    if others:
-        best_sts = max((c for c in runner.cells if c.type == "sts" and c.variant == "dense"), key=lambda c: c.main)
-        for dataset in others:
-            for recipe in {best_sts.label: best_sts.recipe, "default": base.to_dict()}.values():
-                runner.run_grid({}, dataset, base.replace(**{k: v for k, v in recipe.items() if k != "extra"}))
-            if minilm:
-                runner.run_baseline(dataset, minilm, "all-MiniLM-L6-v2")
-            if dataset.type == "reranking":
-                runner.run_baseline(dataset, "bm25", "BM25 (bm25s)")
-
-    meta = {
-        "model": embedder.recipe.model,
-        "suite": options.suite,
+        _quick(runner, base, grid, minilm, options)
+    else:
+        context = Context(runner, base, minilm, options.sizes, grid)
+        sections = options.sections or list(SECTIONS)
+        for name in sections:
+            runner.section = name
+            SECTIONS[name](context)
+        meta |= {"sections": sections, "sizes": vars(options.sizes), "models": context.models}
+    meta |= {
         "seconds": time.perf_counter() - started,
         "computed": runner.computed,
         "reused": runner.reused,
         "machine": f"{platform.machine()}, {cpu_name()}, dtype {base.dtype}",
-        "options": {k: v for k, v in vars(options).items() if k != "grid"},
+        "options": {k: v for k, v in vars(options).items() if k not in ("grid", "sizes")},
         "grid": grid,
+        "trained_on": "nothing: every recipe is training-free",
     }
     paths = write_report(runner.cells, Path(out_dir), meta)
     return {"paths": paths, "cells": runner.cells, "meta": meta}
+
+
+def _quick(runner: AblationRunner, base, grid: dict, minilm: Embedder | None, options: SuiteOptions) -> None:
+    sts = subsample_pairs(load_bundled("stsbenchmark"), options.sts_pairs)
+    retrieval = subsample_retrieval(load_bundled("scifact"), options.retrieval_queries, options.retrieval_documents)
+    lexical = base.replace(prompt="prompteol", pooling="last", layer=-1, exclude_prompt=False, bidirectional=False)
+    lexical = lexical.replace(max_length=options.max_document_tokens, truncation=True)
+    runner.run_grid(grid, sts, base)
+    if minilm:
+        runner.run_baseline(sts, minilm, "all-MiniLM-L6-v2")
+    runner.run_lexical(retrieval, lexical)
+    if minilm:
+        runner.run_baseline(retrieval, minilm, "all-MiniLM-L6-v2")
+        runner.run_baseline(retrieval, "bm25", "BM25 (bm25s)")

@@ -1,0 +1,79 @@
+"""The full suite's sections on the tiny model with small samples: every section lands in the report, cells are
+tagged with their section, think-then-embed records its generation, and a re-run computes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llembed import Embedder
+from llembed.errors import InputError
+from llembed.evaluation import scenarios
+from llembed.evaluation.report_sections import TITLES
+from llembed.evaluation.scenarios import SECTIONS, Sizes
+from llembed.evaluation.suites import SuiteOptions, run_suite
+
+SMALL = Sizes(
+    sick_pairs=40, scifact_queries=6, scifact_documents=20, long_queries=2, long_documents=2, long_window=512,
+    multilingual_pairs=10, xquad_queries=11, xquad_documents=20, code_queries=6, code_documents=20,
+    reasoning_queries=2, domain_queries=4, domain_documents=10,
+)  # fmt: skip
+SECTIONS_RUN = ["long", "multilingual", "code", "reasoning", "domains", "scaling"]
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory, tiny_model_dirs):
+    out = tmp_path_factory.mktemp("full-suite")
+    cache = tmp_path_factory.mktemp("think-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LLEMBED_CACHE", str(cache))
+        patch.setattr(scenarios, "SCALING_MODELS", [str(tiny_model_dirs["qwen2"])])  # a second point
+        embedder = Embedder.from_pretrained(str(tiny_model_dirs["llama"]), dtype="float32")
+        options = SuiteOptions(suite="full", sections=SECTIONS_RUN, sizes=SMALL, baselines=False)
+        first = run_suite(embedder, out, options)
+        again = run_suite(embedder, out, options)
+    return out, first, again
+
+
+def test_every_section_is_in_the_report_with_its_cells(suite):
+    out, first, _ = suite
+    markdown = (out / "results.md").read_text(encoding="utf-8")
+    for name in SECTIONS_RUN:
+        assert f"## {TITLES[name]}" in markdown
+        assert any(c.section == name for c in first["cells"]), name
+    assert "trained on: nothing: every recipe is training-free" in markdown
+    assert "_Subsampled: 2 of 50 queries" in markdown  # AILA case documents in the long section
+    payload = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert payload["meta"]["sections"] == SECTIONS_RUN and len(payload["meta"]["models"]) == 2
+    assert "Quality and cost by model size" in markdown and "Per language" in markdown
+    assert "<img" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_long_documents_compare_cutting_with_mean_and_late_chunking(suite):
+    _, first, _ = suite
+    labels = {c.label for c in first["cells"] if c.section == "long"}
+    for part in ("cut at 256", "cut at 512", "mean chunks of 256", "late chunks of 256", "bidirectional"):
+        assert any(part in label for label in labels), part
+    late = [c for c in first["cells"] if c.section == "long" and "late" in c.label and "AILA" in c.task]
+    assert late and all(c.efficiency["truncated"] == 0 for c in late)  # chunking reads every token
+
+
+def test_think_cells_count_their_generation_and_share_the_documents(suite):
+    _, first, _ = suite
+    think = [c for c in first["cells"] if c.section == "reasoning" and c.recipe.get("think") == "self"]
+    plain = [c for c in first["cells"] if c.section == "reasoning" and c.recipe.get("think") is None]
+    assert think and plain
+    assert all(c.efficiency["generated"] == 2 and c.efficiency["generation_seconds"] > 0 for c in think)
+
+
+def test_a_rerun_reuses_every_cell(suite):
+    _, first, again = suite
+    assert again["meta"]["computed"] == 0 and again["meta"]["reused"] == len(first["cells"])
+
+
+def test_unknown_sections_and_sections_of_the_quick_suite_are_refused():
+    with pytest.raises(InputError, match="unknown section huge; choose from " + ", ".join(SECTIONS)):
+        SuiteOptions(suite="full", sections=["huge"])
+    with pytest.raises(InputError, match="add --suite full"):
+        SuiteOptions(suite="quick", sections=["long"])
