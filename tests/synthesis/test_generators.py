@@ -10,8 +10,8 @@ import pytest
 
 from llembed.errors import InputError
 from llembed.evaluation.bundled import load_bundled
-from llembed.synthesis import E5Options, GeckoOptions, LocalGenerator, OpenAIGenerator, run_e5, run_gecko
 from llembed.generation import GenerationSettings
+from llembed.synthesis import E5Options, GeckoOptions, LocalGenerator, OpenAIGenerator, run_e5, run_gecko
 from llembed.training.data import load_examples
 
 pytestmark = pytest.mark.slow

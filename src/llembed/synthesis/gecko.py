@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llembed.output import unit_rows
 from llembed.generation import GenerationSettings, LocalGenerator
+from llembed.output import unit_rows
 from llembed.synthesis.parsing import Drops, extract_json, normalized
 from llembed.synthesis.store import SynthesisStore
 
