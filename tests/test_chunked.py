@@ -147,3 +147,14 @@ def test_stats_count_chunks_and_nothing_is_truncated(tiny_backbones):
     embedder = make(tiny_backbones, prompt="prompteol", chunking="mean", chunk_tokens=30, max_length=64)
     embedder.encode([words(100), "short"])
     assert embedder.last_stats["chunks"] == 5 and embedder.last_stats["truncated"] == 0
+
+
+def test_many_long_texts_are_averaged_a_group_at_a_time(tiny_backbones, monkeypatch):
+    import llembed.embedder as embedder_module
+
+    embedder = make(tiny_backbones, prompt="prompteol", pooling="mean", chunking="late", chunk_tokens=16)
+    texts = [words(20 + 7 * i) for i in range(7)]
+    whole = embedder.encode(texts)
+    monkeypatch.setattr(embedder_module, "CHUNKED_GROUP_TEXTS", 2)
+    np.testing.assert_allclose(embedder.encode(texts), whole, atol=1e-6)
+    assert embedder.last_stats["chunks"] == sum(len(c.spans) for c in embedder.encode_chunks(texts))

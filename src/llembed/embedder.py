@@ -39,6 +39,7 @@ Side = Literal["text", "query", "document"]
 SIDES: tuple[str, ...] = ("text", "query", "document")
 DECODER_DEFAULTS = {"prompt": "prompteol", "pooling": "last", "normalize": True}
 ENCODER_DEFAULTS = {"prompt": "none", "pooling": "mean", "normalize": True}
+CHUNKED_GROUP_TEXTS = 256  # long texts chunked and averaged together: bounds the chunks held at once
 DEFAULT_MAX_BATCH_TOKENS = 4096  # keeps activations of long texts bounded; short texts batch wider
 MIN_PREFIX_TOKENS = 2  # shorter shared prefixes aren't worth a cache
 MIN_COMPILED_PREFIX_TOKENS = 64  # with torch.compile: below this, run the prefix in the compiled pass
@@ -298,10 +299,7 @@ class Embedder:
             with tqdm(total=total, desc="embedding", unit="text", disable=disabled) as bar:
                 pooled = self._pool_texts(texts, specs, templates, task, batch_size, None if strict else True, bar)
         else:
-            late = self.recipe.chunking == "late"
-            chunked = pool_chunks(self, texts, specs, templates, task, batch_size, show_progress_bar, late)
-            pooled = chunked.text_means(len(texts))
-            self.last_stats["chunks"] = len(chunked.owners)
+            pooled = self._pool_chunked_means(texts, specs, templates, task, batch_size, show_progress_bar)
         self.last_stats["seconds"] = time.perf_counter() - started
         return pooled
 
@@ -346,6 +344,23 @@ class Embedder:
         chunked = pool_chunks(self, texts, specs, templates, task, batch_size, show_progress_bar, late)
         self.last_stats |= {"chunks": len(chunked.owners), "seconds": time.perf_counter() - started}
         return chunked
+
+    def _pool_chunked_means(self, texts, specs, templates, task, batch_size, show_progress_bar):
+        """Each text's mean chunk vector, a group of texts at a time: memory holds one group's chunks, however
+        many texts (and chunks) come in."""
+        late = self.recipe.chunking == "late"
+        pooled = {spec: torch.zeros((len(texts), self.backbone.hidden_size)) for spec in specs}
+        self.last_stats["chunks"] = 0
+        disabled = _progress_disabled(show_progress_bar, len(texts), batch_size)
+        with tqdm(total=len(texts), desc="embedding", unit="text", disable=disabled) as bar:
+            for start in range(0, len(texts), CHUNKED_GROUP_TEXTS):
+                group = texts[start : start + CHUNKED_GROUP_TEXTS]
+                chunked = pool_chunks(self, group, specs, templates, task, batch_size, False, late)
+                for spec, means in chunked.text_means(len(group)).items():
+                    pooled[spec][start : start + len(group)] = means
+                self.last_stats["chunks"] += len(chunked.owners)
+                bar.update(len(group))
+        return pooled
 
     @functools.cached_property
     def thinker(self) -> Thinker | None:
