@@ -51,6 +51,9 @@ BAD_RECIPE_FLAGS = [
     (["--max-length", "0"], "max_length must be a positive integer, not 0"),
     (["--truncate-dim", "-3"], "truncate_dim must be a positive integer, not -3"),
     (["--side", "left"], "--side must be one of text, query, document, not 'left'"),
+    (["--chunking", "sliding"], "unknown chunking 'sliding'; choose one of none, mean, late"),
+    (["--chunk-tokens", "64", "--chunk-overlap", "64"], "chunk_overlap=64 must be smaller than chunk_tokens=64"),
+    (["--think", "self", "--think-prompt", "Explain"], "think_prompt must hold {text}, where the query goes"),
 ]
 
 
@@ -66,11 +69,27 @@ def test_cli_layer_out_of_the_models_range(tmp_path, texts_file, tiny_model_dirs
     assert "layer 9 out of range: the model has hidden states 0..4" in _error_line(result)
 
 
+def test_cli_chunks_larger_than_the_window(tmp_path, texts_file, tiny_model_dirs):
+    flags = ["-m", str(tiny_model_dirs["llama"]), "--chunking", "late", "--chunk-tokens", "600"]
+    result = runner.invoke(app, ["embed", str(texts_file), "-o", str(tmp_path / "v.npy"), *flags])
+    assert "chunk_tokens=600 is larger than the model's window: max_length=512 leaves" in _error_line(result)
+    assert not (tmp_path / "v.npy").exists()
+
+
+def test_cli_eval_unknown_language(no_model_load):
+    result = runner.invoke(app, ["eval", "--data", "tatoeba", "--subset", "deu-eng,xxx-eng"])
+    assert "unknown subset 'xxx-eng' of Tatoeba; it has deu-eng, fra-eng" in _error_line(result)
+    result = runner.invoke(app, ["eval", "--data", "stsbenchmark", "--subset", "de"])
+    assert "unknown subset 'de' of STSBenchmark; it has none (it is not a multilingual set)" in _error_line(result)
+
+
 def test_cli_eval_bad_values_are_one_line_too(no_model_load):
     result = runner.invoke(app, ["eval", "--data", "stsbenchmark", "--layer", "last"])
     assert "layer 'last' is not" in _error_line(result)
     result = runner.invoke(app, ["eval", "--suite", "huge"])
     assert "unknown suite 'huge'; choose one of quick, full" in _error_line(result)
+    result = runner.invoke(app, ["eval", "--suite", "full", "--section", "longest"])
+    assert "unknown section longest; choose from similarity, long, multilingual" in _error_line(result)
     result = runner.invoke(app, ["eval", "--grid", "pooling"])
     assert "error: " in _error_line(result)
     result = runner.invoke(app, ["eval", "--data", "no-such-set"])

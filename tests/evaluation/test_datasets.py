@@ -4,7 +4,7 @@ import pytest
 
 from llembed.errors import InputError
 from llembed.evaluation.bundled import bundled_names, load_bundled, subsample_pairs, subsample_retrieval
-from llembed.evaluation.datasets import load_dataset
+from llembed.evaluation.datasets import load_dataset, select_subsets, subset_names
 
 
 def write(path, rows):
@@ -76,3 +76,19 @@ def test_subsamples_are_fixed_and_keep_judged_documents():
     assert (
         len(pairs.rows) == 50 and pairs.fingerprint() == subsample_pairs(load_bundled("stsbenchmark"), 50).fingerprint()
     )
+
+
+def test_languages_of_a_multilingual_set_are_selected_with_their_judgements():
+    xquad = load_bundled("xquad-r")
+    assert len(subset_names(xquad)) == 11 and len(xquad.queries) == 11 * 1190
+    assert all(len(docs) == 11 for docs in xquad.qrels.values())  # the answer sentence in every language
+    two = select_subsets(xquad, ["en", "de"])
+    assert len(two.queries) == 2 * 1190 and {d[:3] for d in two.corpus} == {"en-", "de-"}
+    assert all(len(docs) == 2 and {d[:3] for d in docs} == {"en-", "de-"} for docs in two.qrels.values())
+
+    stsb = subsample_pairs(load_bundled("stsb-multi-mt"), 30)
+    counts = {}
+    for row in stsb.rows:
+        counts[row["subset"]] = counts.get(row["subset"], 0) + 1
+    assert counts == {language: 30 for language in ("de", "es", "fr", "it", "nl", "pl", "pt", "ru", "zh", "ja")}
+    assert "30 per subset of 13790 pairs" in stsb.subsample_note
