@@ -107,6 +107,19 @@ def test_search_endpoint_matches_the_library(server, index):
         assert [h["score"] for h in body["data"][0]["hits"]] == pytest.approx([h.score for h in expected], abs=1e-5)
 
 
+def test_search_in_a_chunk_index_returns_the_best_passage(tmp_path, tiny_embedder, corpus_file):
+    chunked = tiny_embedder.replace(chunking="late", chunk_tokens=32)
+    path = build_index(chunked, read_corpus([corpus_file]), tmp_path / "chunks", chunks=True, show_progress_bar=False)
+    index = VectorIndex.load(path, chunked)
+    settings = ServerSettings(max_texts_per_request=8, max_tokens_per_text=64)
+    with running(create_app({"tiny": chunked}, {"chunks": index}, settings)) as base:
+        body = httpx.post(base + "/v1/search", json={"query": "newborn brain white matter", "k": 3}).json()
+    expected = index.search("newborn brain white matter", k=3)[0]
+    hits = body["data"][0]["hits"]
+    assert [(h["id"], tuple(h["span"])) for h in hits] == [(h.id, h.span) for h in expected]
+    assert all(h["passage"] == h["text"][h["span"][0] : h["span"][1]] for h in hits)
+
+
 BAD_INPUTS = [
     (b'{"input": []}', 400, "input", "empty list"),
     (b'{"input": ""}', 400, "input", "input[0] is empty"),
