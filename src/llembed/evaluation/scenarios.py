@@ -56,8 +56,9 @@ class Sizes:
     code_queries: int = 200
     code_documents: int = 1000
     reasoning_queries: int = 15
-    domain_queries: int = 40
-    domain_documents: int = 500
+    domain_queries: int = 25
+    domain_documents: int = 200
+    scaling_pairs: int = 300
 
 
 @dataclass
@@ -183,11 +184,14 @@ def domains(ctx: Context) -> None:
 
 def scaling(ctx: Context) -> None:
     """Scaling: the same two recipes on every decoder available offline, on a small panel (STS-B, SciFact,
-    Tatoeba in four languages): quality against parameters and milliseconds per text."""
+    Tatoeba in four languages, 300 pairs each): quality against parameters and milliseconds per text."""
     panel = [
         renamed(subsample_pairs(load_bundled("stsbenchmark"), 500), "scaling"),
         renamed(subsample_retrieval(load_bundled("scifact"), 40, 100), "scaling"),
-        renamed(select_subsets(load_bundled("tatoeba"), SCALING_LANGUAGES), "scaling"),
+        renamed(
+            subsample_pairs(select_subsets(load_bundled("tatoeba"), SCALING_LANGUAGES), ctx.sizes.scaling_pairs),
+            "scaling",
+        ),  # fmt: skip
     ]
     here = ctx.runner.embedder
     for model in dict.fromkeys([str(here.recipe.model), *SCALING_MODELS]):
