@@ -181,16 +181,7 @@ def _plots(task: str, cells: list[Cell], best: Cell | None) -> list[str]:
     prompts, columns, values = pivot(cells)
     if len(prompts) > 1 and len(columns) > 1:
         grid = np.array([[values.get((p, c), np.nan) for c in columns] for p in prompts])
-        figure, axis = plt.subplots(figsize=(1.1 * len(columns) + 3, 0.45 * len(prompts) + 1.5))
-        image = axis.imshow(grid, cmap="viridis", aspect="auto")
-        axis.set_xticks(range(len(columns)), columns, rotation=35, ha="right")
-        axis.set_yticks(range(len(prompts)), prompts)
-        for (i, j), value in np.ndenumerate(grid):
-            if np.isfinite(value):
-                axis.text(j, i, f"{value:.1f}", ha="center", va="center", color="white", fontsize=8)
-        figure.colorbar(image, label="main score")
-        axis.set_title(f"{task}: prompt × pooling @ layer")
-        images.append(_png(figure))
+        images.append(_png(sections.heatmap(grid, columns, prompts, f"{task}: prompt × pooling @ layer")))
 
     timed = [c for c in cells if c.efficiency.get("ms_per_text")]
     if timed:

@@ -144,6 +144,28 @@ def html_table(rows: list[list[str]]) -> str:
     return f"<table>{head}{body}</table>"
 
 
+def heatmap(grid, columns: list[str], rows: list[str], title: str, small: bool = False):
+    """A labelled heat map of main scores (NaN cells left blank); returns the figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    width = (0.55 if small else 1.1) * len(columns) + 3
+    figure, axis = plt.subplots(figsize=(width, (0.5 if small else 0.45) * len(rows) + (2.5 if small else 1.5)))
+    image = axis.imshow(grid, cmap="viridis", aspect="auto")
+    axis.set_xticks(range(len(columns)), columns, rotation=60 if small else 35, ha="right", fontsize=7 if small else 10)
+    axis.set_yticks(range(len(rows)), rows, fontsize=8 if small else 10)
+    for (i, j), value in np.ndenumerate(grid):
+        if np.isfinite(value):
+            text = f"{value:.0f}" if small else f"{value:.1f}"
+            axis.text(j, i, text, ha="center", va="center", color="white", fontsize=6 if small else 8)
+    figure.colorbar(image, label="main score")
+    axis.set_title(title)
+    return figure
+
+
 def section_plots(name: str, cells: list[Cell], meta: dict, to_png) -> list[str]:
     """A heat map of recipes × tasks (domains × recipes for the domains section); quality vs size for scaling."""
     import matplotlib
@@ -156,15 +178,7 @@ def section_plots(name: str, cells: list[Cell], meta: dict, to_png) -> list[str]
     rows, tasks, values = matrix(cells)
     if len(tasks) > 1 or name == "domains":
         grid = np.array([[values.get((r, t), np.nan) for r in rows] for t in tasks])
-        figure, axis = plt.subplots(figsize=(0.55 * len(rows) + 3, 0.5 * len(tasks) + 2.5))
-        image = axis.imshow(grid, cmap="viridis", aspect="auto")
-        axis.set_xticks(range(len(rows)), rows, rotation=60, ha="right", fontsize=7)
-        axis.set_yticks(range(len(tasks)), tasks, fontsize=8)
-        for (i, j), value in np.ndenumerate(grid):
-            if np.isfinite(value):
-                axis.text(j, i, f"{value:.0f}", ha="center", va="center", color="white", fontsize=6)
-        figure.colorbar(image, label="main score")
-        axis.set_title(f"{TITLES.get(name, name)}: tasks × recipes")
+        figure = heatmap(grid, rows, tasks, f"{TITLES.get(name, name)}: tasks × recipes", small=True)
         images.append(to_png(figure))
     if name == "scaling" and meta.get("models"):
         figure, axis = plt.subplots(figsize=(7, 4.5))
