@@ -351,7 +351,9 @@ class Embedder:
         late = self.recipe.chunking == "late"
         pooled = {spec: torch.zeros((len(texts), self.backbone.hidden_size)) for spec in specs}
         self.last_stats["chunks"] = 0
-        disabled = _progress_disabled(show_progress_bar, len(texts), batch_size)
+        # a few long documents are minutes of work: the bar shows when there are many texts or much text
+        work = max(len(texts), sum(len(text) for text in texts) // 2000)
+        disabled = _progress_disabled(show_progress_bar, work, batch_size)
         with tqdm(total=len(texts), desc="embedding", unit="text", disable=disabled) as bar:
             for start in range(0, len(texts), CHUNKED_GROUP_TEXTS):
                 group = texts[start : start + CHUNKED_GROUP_TEXTS]
