@@ -354,10 +354,12 @@ class Embedder:
         # a few long documents are minutes of work: the bar shows when there are many texts or much text
         work = max(len(texts), sum(len(text) for text in texts) // 2000)
         disabled = _progress_disabled(show_progress_bar, work, batch_size)
-        with tqdm(total=len(texts), desc="embedding", unit="text", disable=disabled) as bar:
+        one_group = len(texts) <= CHUNKED_GROUP_TEXTS  # then the bar counts its chunks (or windows)
+        with tqdm(total=len(texts), desc="embedding", unit="text", disable=disabled or one_group) as bar:
             for start in range(0, len(texts), CHUNKED_GROUP_TEXTS):
                 group = texts[start : start + CHUNKED_GROUP_TEXTS]
-                chunked = pool_chunks(self, group, specs, templates, task, batch_size, False, late)
+                inner = not disabled and one_group
+                chunked = pool_chunks(self, group, specs, templates, task, batch_size, inner, late)
                 for spec, means in chunked.text_means(len(group)).items():
                     pooled[spec][start : start + len(group)] = means
                 self.last_stats["chunks"] += len(chunked.owners)
