@@ -62,6 +62,16 @@ def write_report(cells: list[Cell], out_dir: Path, meta: dict[str, Any]) -> dict
     return {**paths, **{f"best:{task}": path for task, path in recipes.items()}}
 
 
+def compute_minutes(cells: list[Cell]) -> float:
+    """Minutes the cells' embedding (and any generation) took when computed; one pass's cost is counted once."""
+    passes = {}
+    for cell in cells:
+        eff = cell.efficiency
+        key = (cell.task, cell.variant if cell.variant == "baseline" else "", str(sorted(eff.items())))
+        passes[key] = float(eff.get("seconds", 0.0)) + float(eff.get("generation_seconds", 0.0))
+    return sum(passes.values()) / 60
+
+
 # ---------------------------------------------------------------------------------------------- markdown
 def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
@@ -117,6 +127,8 @@ def markdown(cells: list[Cell], meta: dict, best: dict[str, Cell]) -> str:
         f"- suite: {meta.get('suite')}; run time {meta.get('seconds', 0):.0f} s; "
         f"{meta.get('computed', 0)} cells computed, {meta.get('reused', 0)} reused from cache",
         f"- machine: {meta.get('machine', '')}",
+        f"- compute: {compute_minutes(cells):.0f} min of embedding (and generation) summed over the cells, as "
+        "measured when each was computed (a cell reused from the cache keeps its time)",
         f"- trained on: {meta.get('trained_on', 'see the recipes')}",
         "",
     ]
@@ -204,7 +216,8 @@ def html_report(cells: list[Cell], meta: dict, best: dict[str, Cell]) -> str:
         f"<h1>llembed evaluation: {html.escape(str(meta.get('model')))}</h1>",
         f"<p>suite <b>{html.escape(str(meta.get('suite')))}</b> · run time {meta.get('seconds', 0):.0f} s · "
         f"{meta.get('computed', 0)} cells computed, {meta.get('reused', 0)} from cache · "
-        f"{html.escape(str(meta.get('machine', '')))} · trained on: "
+        f"{html.escape(str(meta.get('machine', '')))} · {compute_minutes(cells):.0f} min of embedding summed over "
+        "the cells · trained on: "
         f"{html.escape(str(meta.get('trained_on', 'see the recipes')))}</p>",
     ]
     if not meta.get("sections"):
