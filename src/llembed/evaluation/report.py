@@ -130,6 +130,7 @@ def markdown(cells: list[Cell], meta: dict, best: dict[str, Cell]) -> str:
         f"- compute: {compute_minutes(cells):.0f} min of embedding (and generation) summed over the cells, as "
         "measured when each was computed (a cell reused from the cache keeps its time)",
         f"- trained on: {meta.get('trained_on', 'see the recipes')}",
+        *([f"- note: {meta['note']}"] if meta.get("note") else []),
         "",
     ]
     if not meta.get("sections"):

@@ -98,3 +98,37 @@ def _quick(runner: AblationRunner, base, grid: dict, minilm: Embedder | None, op
     if minilm:
         runner.run_baseline(retrieval, minilm, "all-MiniLM-L6-v2")
         runner.run_baseline(retrieval, "bm25", "BM25 (bm25s)")
+
+
+def report_from_cache(embedder_model: str, out_dir: str | Path, note: str | None = None) -> dict:
+    """Write the report of an interrupted (or finished) suite from the cells its cache holds, computing nothing.
+
+    Sections come in the order of :data:`SECTIONS`; ``note`` says what is missing (e.g. a section cut short)."""
+    import json
+
+    from llembed.evaluation.ablation import Cell
+
+    out_dir = Path(out_dir)
+    cells = []
+    for path in sorted((out_dir / "cache").glob("*.json")):
+        try:
+            cells.append(Cell(**json.loads(path.read_text(encoding="utf-8"))))
+        except (json.JSONDecodeError, TypeError):
+            continue  # a damaged entry is no result
+    if not cells:
+        raise InputError(f"{out_dir} holds no cached cells: run the suite first")
+    present = {cell.section for cell in cells}
+    sections = [name for name in SECTIONS if name in present]
+    cells.sort(key=lambda c: (sections.index(c.section) if c.section in sections else len(sections), c.task))
+    meta = {
+        "model": embedder_model,
+        "suite": "full" if sections else "quick",
+        "sections": sections,
+        "seconds": 0.0,
+        "computed": 0,
+        "reused": len(cells),
+        "machine": f"{platform.machine()}, {cpu_name()}",
+        "trained_on": "nothing: every recipe is training-free",
+        "note": note,
+    }
+    return {"paths": write_report(cells, out_dir, meta), "cells": cells, "meta": meta}
