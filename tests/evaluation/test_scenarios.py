@@ -77,3 +77,13 @@ def test_unknown_sections_and_sections_of_the_quick_suite_are_refused():
         SuiteOptions(suite="full", sections=["huge"])
     with pytest.raises(InputError, match="add --suite full"):
         SuiteOptions(suite="quick", sections=["long"])
+
+
+def test_the_report_can_be_rebuilt_from_the_cache_alone(suite):
+    from llembed.evaluation.suites import report_from_cache
+
+    out, first, _ = suite
+    rebuilt = report_from_cache("tiny", out, note="rebuilt for the test")
+    assert rebuilt["meta"]["sections"] == SECTIONS_RUN and rebuilt["meta"]["computed"] == 0
+    assert len(rebuilt["cells"]) == len({(c.task, c.label, c.variant) for c in first["cells"]})
+    assert "- note: rebuilt for the test" in (out / "results.md").read_text(encoding="utf-8")

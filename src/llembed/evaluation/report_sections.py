@@ -86,8 +86,9 @@ def language_rows(cells: list[Cell]) -> list[list[str]]:
     table = []
     for task in dict.fromkeys(c.task for c in cells):
         task_cells = [c for c in cells if c.task == task]
-        subsets = [k for k in task_cells[0].scores if "-" in k and k not in ("f1_reverse",)] if task_cells else []
-        subsets = [s for s in subsets if len(s) <= 7 and not s.startswith(("cosine", "accuracy"))]
+        # a subset's score is kept under its name (de, deu-eng); metric names are words or have underscores
+        metrics = {"main", "f1", "precision", "recall", "accuracy", "map", "v_measure"}
+        subsets = [k for k in task_cells[0].scores if "_" not in k and k not in metrics]
         if not subsets:
             continue
         table.append([f"{task}: recipe", *subsets])
