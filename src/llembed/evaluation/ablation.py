@@ -156,7 +156,8 @@ class AblationRunner:
         if not missing:
             return cells
         specs = list({spec for _, spec in missing.values()})
-        pooled, efficiency = pool_requests(embedder, task, specs, self.batch_size, self._side_memo(recipe, task))
+        memo = self._side_memo(recipe, task, fingerprint)
+        pooled, efficiency = pool_requests(embedder, task, specs, self.batch_size, memo)
         for key, (cell_recipe, spec) in missing.items():
             vectors = {side: embedder.to_float(embedder.format(by_spec[spec])) for side, by_spec in pooled.items()}
             cell = Cell(
@@ -218,12 +219,12 @@ class AblationRunner:
         self._store(key, cell)
         return cell
 
-    def _side_memo(self, recipe: Recipe, task) -> dict:
+    def _side_memo(self, recipe: Recipe, task, fingerprint: str) -> SideMemo:
         """Memo of pooled sides: a document side is the same under recipes that differ only in how queries are
         made (``think``), so it is embedded once per run."""
         query_only = ("think", "think_model", "think_prompt", "think_tokens")
         fields = {k: v for k, v in _recipe_fields(recipe).items() if k not in query_only}
-        base = cell_key(self._model(), fields, task.name, task.dataset.fingerprint(), "side")
+        base = cell_key(self._model(), fields, task.name, fingerprint, "side")
         return SideMemo(self._sides, base)
 
 
