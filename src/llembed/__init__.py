@@ -1,9 +1,11 @@
-"""llembed: any decoder-only LLM → a text-embedding model, with every training-free strategy as an option."""
+"""llembed: any decoder-only LLM → a text-embedding model (and a reranker), with every training-free strategy as an
+option."""
 
 from llembed.chunked import TextChunks
 from llembed.embedder import Embedder, PoolSpec
 from llembed.errors import InputError, LlembedError, ModelNotFoundError, RecipeError
 from llembed.recipe import Recipe
+from llembed.reranker import Reranker
 from llembed.resolve import resolve
 
 __all__ = [
@@ -14,6 +16,7 @@ __all__ = [
     "PoolSpec",
     "Recipe",
     "RecipeError",
+    "Reranker",
     "TextChunks",
     "resolve",
 ]

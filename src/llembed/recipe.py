@@ -27,6 +27,9 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 DTYPES: tuple[str, ...] = get_args(DType)
 PADDING_SIDES: tuple[str, ...] = get_args(PaddingSide)
 
+RERANK_FIELDS = ("rerank_prompt", "rerank_labels")
+"""Fields only a :class:`~llembed.Reranker` reads: they never change a vector, so no digest includes them."""
+
 LayerSpec = int | list[int] | str
 LAYER_HELP = "an index (-1 = final, 0 = embeddings), a list like [10, 20] or '10,20', or a slice like '-4:'"
 
@@ -74,6 +77,11 @@ class Recipe:
     """The generator's instruction, holding ``{text}`` (and optionally ``{task}``); ``None``: a built-in one."""
     think_tokens: int = 96
     """Most tokens a rationale may have."""
+    rerank_prompt: str | None = None
+    """Reranking (``llembed.Reranker``): a prompt of ``llembed.rerank_prompts.RERANK_PROMPTS`` or a template with
+    ``{query}`` before ``{document}``; ``None``: ``chat`` for models with a chat template, else ``plain``."""
+    rerank_labels: list[str] | None = None
+    """Reranking: the two answer words (relevant, not relevant) whose logits are compared; ``None``: the prompt's."""
     normalize: bool | None = None
     """L2-normalise the output (``None``: the model's default, which is ``True`` except for a
     sentence-transformers folder without a ``Normalize`` module)."""
@@ -116,6 +124,19 @@ class Recipe:
             raise RecipeError("think_prompt must hold {text}, where the query goes")
         if self.think is not None and (not isinstance(self.think, str) or not self.think.strip()):
             raise RecipeError(f"think must be 'self', a model or an endpoint URL, not {self.think!r}")
+        if self.rerank_prompt is not None:
+            from llembed.rerank_prompts import check_rerank_prompt
+
+            if not isinstance(self.rerank_prompt, str):
+                raise RecipeError(f"rerank_prompt must be a name or a template, not {self.rerank_prompt!r}")
+            check_rerank_prompt(self.rerank_prompt)
+        if self.rerank_labels is not None and (
+            not isinstance(self.rerank_labels, list | tuple)
+            or len(self.rerank_labels) != 2
+            or not all(isinstance(label, str) and label for label in self.rerank_labels)
+            or self.rerank_labels[0] == self.rerank_labels[1]
+        ):
+            raise RecipeError(f"rerank_labels must be two different answer words, not {self.rerank_labels!r}")
         if self.normalize is not None and not isinstance(self.normalize, bool):
             raise RecipeError(f"normalize must be true or false, not {self.normalize!r}")
         if self.tp_layers is not None and (
@@ -137,8 +158,10 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def digest(self) -> str:
-        """A stable hash of every field: vectors made under different recipes must never be mixed."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """A stable hash of every field that shapes a vector: vectors made under different recipes must never be
+        mixed."""
+        data = {key: value for key, value in self.to_dict().items() if key not in RERANK_FIELDS}
+        blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,8 +20,12 @@ if TYPE_CHECKING:
 
 
 @torch.inference_mode()
-def lm_logits(backbone: Backbone, pooled_by_layer: Mapping[int, torch.Tensor]) -> torch.Tensor:
-    """LM-head logits (float32, CPU) of the mean over layers of pooled states, each put through the logit lens."""
+def lm_logits(
+    backbone: Backbone, pooled_by_layer: Mapping[int, torch.Tensor], rows: Sequence[int] | None = None
+) -> torch.Tensor:
+    """LM-head logits (float32, CPU) of the mean over layers of pooled states, each put through the logit lens.
+
+    ``rows``: only these vocabulary entries (a reranker's two answer words), in that order."""
     norm = backbone.final_norm()
     lensed = []
     for layer, pooled in pooled_by_layer.items():
@@ -30,7 +34,12 @@ def lm_logits(backbone: Backbone, pooled_by_layer: Mapping[int, torch.Tensor]) -
             states = norm(states)
         lensed.append(states.float())
     mean = torch.stack(lensed).mean(dim=0).to(backbone.dtype)
-    return backbone.lm_head()(mean).float().cpu()
+    head = backbone.lm_head()
+    if rows is None:
+        return head(mean).float().cpu()
+    index = torch.tensor(list(rows), device=head.weight.device)
+    bias = None if getattr(head, "bias", None) is None else head.bias[index]
+    return torch.nn.functional.linear(mean, head.weight[index], bias).float().cpu()
 
 
 def lexical_weights(

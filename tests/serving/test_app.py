@@ -84,7 +84,8 @@ def test_dimensions_token_ids_and_query_prompts(server, tiny_embedder):
 def test_models_health_and_metrics(server):
     models = httpx.get(server + "/v1/models").json()
     assert [m["id"] for m in models["data"]] == ["tiny"]
-    assert httpx.get(server + "/health").json() == {"status": "ok", "models": ["tiny"], "indexes": ["scifact"]}
+    health = httpx.get(server + "/health").json()
+    assert health == {"status": "ok", "models": ["tiny"], "indexes": ["scifact"], "rerankers": ["tiny"]}
     httpx.post(server + "/v1/embeddings", json={"input": ["metrics probe"]})
     text = httpx.get(server + "/metrics").text
     for name in (

@@ -26,7 +26,7 @@ from llembed.evaluation.datasets import Dataset
 from llembed.evaluation.evaluate import evaluate, pool_requests
 from llembed.evaluation.tasks import make_task
 from llembed.io_utils import atomic_write_text
-from llembed.recipe import Recipe, resolve_layers
+from llembed.recipe import RERANK_FIELDS, Recipe, resolve_layers
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +251,8 @@ class SideMemo:
 
 def _recipe_fields(recipe: Recipe) -> dict[str, Any]:
     data = recipe.to_dict()
-    for volatile in ("quantization_ranges", "precision", "normalize", "truncate_dim", "sparse_top_k", "padding_side"):
+    volatile_fields = ("quantization_ranges", "precision", "normalize", "truncate_dim", "sparse_top_k", "padding_side")
+    for volatile in volatile_fields + RERANK_FIELDS:
         data.pop(volatile, None)
     return data
 

@@ -51,8 +51,8 @@ class Sizes:
     long_documents: int = 20
     long_window: int = 8192
     multilingual_pairs: int = 200
-    xquad_queries: int = 220
-    xquad_documents: int = 800
+    xquad_queries: int = 110
+    xquad_documents: int = 330
     code_queries: int = 200
     code_documents: int = 1000
     reasoning_queries: int = 15

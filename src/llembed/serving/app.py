@@ -1,7 +1,9 @@
-"""The HTTP server: OpenAI-compatible ``/v1/embeddings``, ``/v1/search`` over faiss indexes, metrics, health
-and the web playground, each model behind its own :class:`DynamicBatcher`.
+"""The HTTP server: OpenAI-compatible ``/v1/embeddings``, ``/v1/search`` over faiss indexes, ``/v1/rerank`` (the
+Jina / Cohere schema), metrics, health and the web playground, each model behind its own :class:`DynamicBatcher`.
 
     app = create_app({"smollm2": embedder}, {"scifact": VectorIndex.load("runs/scifact-index")})
+
+Every served causal LM also reranks, on its own model thread; ``rerankers`` adds other models as rerankers.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import secrets
 import time
+import uuid
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -23,6 +27,7 @@ from llembed.embedder import Embedder
 from llembed.errors import InputError, LlembedError
 from llembed.index.build import recipe_hash
 from llembed.index.search import VectorIndex
+from llembed.reranker import Reranker
 from llembed.serving.batcher import DynamicBatcher
 from llembed.serving.metrics import ServerMetrics
 from llembed.serving.requests import (
@@ -30,12 +35,13 @@ from llembed.serving.requests import (
     RequestError,
     parse_embedding_request,
     parse_json,
+    parse_rerank_request,
     parse_search_request,
 )
 from llembed.serving.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
-ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/indexes", "/v1/embeddings", "/v1/search")
+ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/indexes", "/v1/embeddings", "/v1/search", "/v1/rerank")
 
 
 @dataclass
@@ -58,6 +64,14 @@ class ServedModel:
 
 
 @dataclass
+class ServedReranker:
+    name: str
+    reranker: Reranker
+    batcher: DynamicBatcher
+    """A served model's own batcher when it reranks with that model's weights, else one of its own."""
+
+
+@dataclass
 class ServedIndex:
     name: str
     index: VectorIndex
@@ -67,11 +81,21 @@ class ServedIndex:
 class Server:
     """What the routes share: models, indexes, limits, metrics."""
 
-    def __init__(self, models: dict[str, Embedder], indexes: dict[str, VectorIndex], settings: ServerSettings) -> None:
-        if not models and not indexes:
-            raise InputError("serve at least one model or index")
+    def __init__(
+        self,
+        models: dict[str, Embedder],
+        indexes: dict[str, VectorIndex],
+        settings: ServerSettings,
+        rerankers: dict[str, Reranker] | None = None,
+    ) -> None:
+        if not models and not indexes and not rerankers:
+            raise InputError("serve at least one model, index or reranker")
         self.settings = settings.with_env_keys()
         self.metrics = ServerMetrics()
+        self.rerankers: dict[str, ServedReranker] = {}
+        for name, reranker in (rerankers or {}).items():  # named ones first: they are the default
+            batcher = self._batcher(name, None, reranker)
+            self.rerankers[name] = ServedReranker(name, reranker, batcher)
         self.models: dict[str, ServedModel] = {}
         for name, embedder in models.items():
             self._add_model(name, embedder)
@@ -87,16 +111,27 @@ class Server:
             self.indexes[name] = ServedIndex(name, index, model)
 
     def _add_model(self, name: str, embedder: Embedder) -> ServedModel:
-        s = self.settings
-        batcher = DynamicBatcher(
-            embedder, s.max_batch_tokens, s.max_wait_ms, s.batch_size, self.metrics.batch_observer(name)
-        )
+        reranker = None
+        if embedder.backbone.is_decoder and name not in self.rerankers:
+            try:
+                reranker = Reranker.of(embedder)
+            except LlembedError as exc:  # e.g. a tokenizer whose "yes" is two tokens: it serves embeddings only
+                logger.warning("%s will not rerank: %s", name, exc)
+        batcher = self._batcher(name, embedder, reranker)
         self.models[name] = ServedModel(name, embedder, batcher)
+        if reranker is not None:
+            self.rerankers[name] = ServedReranker(name, reranker, batcher)
         return self.models[name]
 
+    def _batcher(self, name: str, embedder: Embedder | None, reranker: Reranker | None) -> DynamicBatcher:
+        s = self.settings
+        observer = self.metrics.batch_observer(name)
+        return DynamicBatcher(embedder, s.max_batch_tokens, s.max_wait_ms, s.batch_size, observer, reranker)
+
     def close(self) -> None:
-        for model in self.models.values():
-            model.batcher.close()
+        batchers = {id(m.batcher): m.batcher for m in [*self.models.values(), *self.rerankers.values()]}
+        for batcher in batchers.values():
+            batcher.close()
 
     # ------------------------------------------------------------------ helpers
     def check_key(self, authorization: str | None) -> None:
@@ -139,6 +174,39 @@ class Server:
                 404, f"model {name!r} is not served here (serving: {served})", "model", "model_not_found"
             )
         return self.models[name]
+
+    def reranker(self, name: str | None) -> ServedReranker:
+        if not self.rerankers:
+            raise RequestError(
+                404,
+                "this server has no reranker (its models are encoders): start it with --reranker MODEL",
+                "model",
+                "model_not_found",
+            )
+        if name is None or name == "":
+            return next(iter(self.rerankers.values()))
+        if name not in self.rerankers:
+            served = ", ".join(self.rerankers)
+            raise RequestError(
+                404, f"reranker {name!r} is not served here (reranking: {served})", "model", "model_not_found"
+            )
+        return self.rerankers[name]
+
+    def document_tokens(self, reranker: Reranker, query: str, documents: list[str]) -> tuple[list[list[int]], int]:
+        """The documents' token ids, each within the per-text limit, and the request's tokens (query + documents)."""
+        s = self.settings
+        ids = reranker.document_ids(documents)
+        for index, document in enumerate(ids):
+            if len(document) > s.max_tokens_per_text:
+                raise RequestError(
+                    400,
+                    f"documents[{index}] has {len(document)} tokens; at most {s.max_tokens_per_text} per document",
+                    "documents",
+                )
+        total = len(reranker.tokenizer(query, add_special_tokens=False)["input_ids"]) + sum(map(len, ids))
+        if total > s.max_tokens_per_request:
+            raise RequestError(400, f"the request has {total} tokens; at most {s.max_tokens_per_request}", "documents")
+        return ids, total
 
     def texts_and_tokens(self, request: EmbeddingRequest, model: ServedModel) -> tuple[list[str], int]:
         s = self.settings
@@ -183,11 +251,13 @@ def create_app(
     models: dict[str, Embedder] | None = None,
     indexes: dict[str, VectorIndex] | None = None,
     settings: ServerSettings | None = None,
+    rerankers: dict[str, Reranker] | None = None,
 ):
-    """A FastAPI app serving ``models`` (name → embedder) and ``indexes`` (name → index)."""
+    """A FastAPI app serving ``models`` (name → embedder), ``indexes`` (name → index) and ``rerankers`` (name →
+    reranker, besides the served causal LMs, which rerank too; the first named one is the default)."""
     from contextlib import asynccontextmanager
 
-    server = Server(models or {}, indexes or {}, settings or ServerSettings())
+    server = Server(models or {}, indexes or {}, settings or ServerSettings(), rerankers)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -225,7 +295,12 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "models": list(server.models), "indexes": list(server.indexes)}
+        return {
+            "status": "ok",
+            "models": list(server.models),
+            "indexes": list(server.indexes),
+            "rerankers": list(server.rerankers),
+        }
 
     @app.get("/metrics")
     def prometheus() -> Response:
@@ -237,8 +312,19 @@ def create_app(
         return {
             "object": "list",
             "data": [
-                {"id": name, "object": "model", "owned_by": "llembed", "dimension": m.embedder.dimension}
+                {
+                    "id": name,
+                    "object": "model",
+                    "owned_by": "llembed",
+                    "dimension": m.embedder.dimension,
+                    "rerank": name in server.rerankers,
+                }
                 for name, m in server.models.items()
+            ]
+            + [
+                {"id": name, "object": "model", "owned_by": "llembed", "dimension": None, "rerank": True}
+                for name in server.rerankers
+                if name not in server.models
             ],
         }
 
@@ -319,6 +405,36 @@ def create_app(
                 {"query": q, "hits": [h.to_dict() for h in found]}
                 for q, found in zip(parsed.queries, hits, strict=True)
             ],
+        }
+
+    @app.post("/v1/rerank")
+    async def rerank(request: Request):
+        server.check_key(request.headers.get("authorization"))
+        parsed = parse_rerank_request(await server.read_json(request), server.settings.max_documents_per_rerank)
+        served = server.reranker(parsed.model)
+        # tokenizing a thousand documents takes a while: not on the event loop
+        ids, tokens = await asyncio.to_thread(server.document_tokens, served.reranker, parsed.query, parsed.documents)
+        try:
+            scores = await served.batcher.rerank(parsed.query, ids, parsed.task, tokens)
+        except LlembedError as exc:
+            raise RequestError(400, str(exc), "documents") from exc
+        relevance = scores if parsed.raw_scores else [1 / (1 + math.exp(-score)) for score in scores]
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])[: parsed.top_n]
+        metrics.input_tokens.labels(served.name).inc(tokens)
+        metrics.texts.labels(served.name).inc(len(ids))
+        return {
+            "object": "list",
+            "id": uuid.uuid4().hex,
+            "model": served.name,
+            "results": [
+                {
+                    "index": i,
+                    "relevance_score": relevance[i],
+                    **({"document": {"text": parsed.documents[i]}} if parsed.return_documents else {}),
+                }
+                for i in order
+            ],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
     return app

@@ -1,9 +1,10 @@
 """Dynamic batching: concurrent requests are merged into token-budget batches on one model thread.
 
 Requests queue while the model is busy; each round takes the oldest request and adds every queued request of
-the same kind (side and task) until ``max_batch_tokens`` is reached or, when the queue is empty, until the
-oldest has waited ``max_wait_ms``. Under load the waits are spent computing anyway, so throughput rises with
-concurrency; alone a request waits at most ``max_wait_ms``. Batched vectors equal the single-request ones
+the same kind (side and task; for reranking, the same query and instruction, whose cached head they share)
+until ``max_batch_tokens`` is reached or, when the queue is empty, until the oldest has waited ``max_wait_ms``.
+Under load the waits are spent computing anyway, so throughput rises with concurrency; alone a request waits at
+most ``max_wait_ms``. Batched vectors equal the single-request ones
 (llembed's batch-equals-singles property), so merging changes speed only.
 """
 
@@ -22,22 +23,28 @@ from dataclasses import dataclass, field
 import torch
 
 from llembed.embedder import Embedder, PoolSpec
+from llembed.reranker import Reranker
 
 logger = logging.getLogger(__name__)
 
 
+RERANK = "rerank"  # a job's side when it scores documents for a query
+
+
 @dataclass
 class Job:
-    texts: list[str]
+    texts: list
+    """Texts to embed, or (reranking) the documents' token ids."""
     side: str
     task: str | None
     tokens: int
+    query: str | None = None
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.perf_counter)
 
     @property
-    def kind(self) -> tuple[str, str | None]:
-        return self.side, self.task
+    def kind(self) -> tuple[str, str | None, str | None]:
+        return self.side, self.task, self.query
 
 
 @dataclass
@@ -52,17 +59,23 @@ class BatchRecord:
 
 
 class DynamicBatcher:
+    """One model thread for an embedder and, on the same model (or alone), a reranker."""
+
     def __init__(
         self,
-        embedder: Embedder,
+        embedder: Embedder | None,
         max_batch_tokens: int = 16384,
         max_wait_ms: float = 2.0,
         batch_size: int = 64,
         on_batch: Callable[[BatchRecord], None] | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         if max_batch_tokens <= 0 or max_wait_ms < 0 or batch_size <= 0:
             raise ValueError("max_batch_tokens and batch_size must be positive, max_wait_ms not negative")
+        if embedder is None and reranker is None:
+            raise ValueError("a batcher needs an embedder or a reranker")
         self.embedder = embedder
+        self.reranker = reranker
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait_ms / 1000
         self.batch_size = batch_size
@@ -84,6 +97,23 @@ class DynamicBatcher:
 
     async def embed(self, texts: Sequence[str], side: str = "text", task: str | None = None, tokens: int = 0):
         return await asyncio.wrap_future(self.submit(texts, side, task, tokens))
+
+    def submit_rerank(
+        self, query: str, document_ids: Sequence[Sequence[int]], task: str | None = None, tokens: int = 0
+    ) -> Future:
+        """Queue documents (token ids) to score for ``query``; the future resolves to their raw scores."""
+        if self.reranker is None:
+            raise RuntimeError("this batcher has no reranker")
+        if self._closed:
+            raise RuntimeError("the batcher is closed")
+        job = Job([list(ids) for ids in document_ids], RERANK, task, tokens, query)
+        self._queue.put(job)
+        return job.future
+
+    async def rerank(
+        self, query: str, document_ids: Sequence[Sequence[int]], task: str | None = None, tokens: int = 0
+    ) -> list[float]:
+        return await asyncio.wrap_future(self.submit_rerank(query, document_ids, task, tokens))
 
     def close(self) -> None:
         self._closed = True
@@ -144,7 +174,7 @@ class DynamicBatcher:
         waits = [started - job.queued_at for job in batch]
         texts = [text for job in batch for text in job.texts]
         try:
-            pooled = self._pool(texts, *batch[0].kind)
+            result = self._work(texts, batch[0])
         except Exception as exc:  # noqa: BLE001 - isolate the request that caused it
             if len(batch) == 1:
                 batch[0].future.set_exception(exc)
@@ -154,7 +184,7 @@ class DynamicBatcher:
             return
         offset = 0
         for job in batch:
-            job.future.set_result({spec: rows[offset : offset + len(job.texts)] for spec, rows in pooled.items()})
+            job.future.set_result(_rows(result, offset, offset + len(job.texts)))
             offset += len(job.texts)
         if self.on_batch is not None:
             record = BatchRecord(
@@ -162,9 +192,21 @@ class DynamicBatcher:
             )
             self.on_batch(record)
 
+    def _work(self, items: list, first: Job) -> dict[PoolSpec, torch.Tensor] | list[float]:
+        if first.side == RERANK:
+            return self.reranker.score_tokenized(first.query, items, first.task, batch_size=self.batch_size)
+        return self._pool(items, first.side, first.task)
+
     def _pool(self, texts: list[str], side: str, task: str | None) -> dict[PoolSpec, torch.Tensor]:
         # the lexical specs too (the same specs for a one-layer recipe): sparse search reads them
         specs = self.embedder.specs(sparse=self.embedder.backbone.is_decoder)
         return self.embedder.pool(
             texts, specs, side=side, task=task, batch_size=self.batch_size, show_progress_bar=False
         )
+
+
+def _rows(result: dict[PoolSpec, torch.Tensor] | list[float], start: int, stop: int):
+    """One job's part of a merged call's result (pooled vectors per spec, or scores)."""
+    if isinstance(result, dict):
+        return {spec: rows[start:stop] for spec, rows in result.items()}
+    return result[start:stop]

@@ -150,3 +150,56 @@ def parse_search_request(data: dict[str, Any], max_k: int, max_texts: int) -> Se
     if index is not None and not isinstance(index, str):
         raise RequestError(400, "'index' must be a string", "index")
     return SearchRequest(raw, index, k, mode)
+
+
+@dataclass
+class RerankRequest:
+    query: str
+    documents: list[str]
+    model: str | None
+    top_n: int | None
+    return_documents: bool
+    raw_scores: bool
+    task: str | None
+
+
+def parse_rerank_request(data: dict[str, Any], max_documents: int) -> RerankRequest:
+    """The Jina / Cohere rerank body: ``query``, ``documents`` (strings or objects with ``text``), ``top_n``,
+    ``return_documents``; llembed adds ``raw_scores`` (logit differences, not probabilities) and ``task``."""
+    query = data.get("query")
+    if "query" not in data:
+        raise RequestError(400, "'query' is required: the text the documents are judged against", "query")
+    if not isinstance(query, str) or not query.strip():
+        raise RequestError(400, "'query' must be a non-empty string", "query")
+    raw = data.get("documents")
+    if "documents" not in data:
+        raise RequestError(400, "'documents' is required: a list of strings or of objects with 'text'", "documents")
+    if not isinstance(raw, list) or not raw:
+        raise RequestError(400, "'documents' must be a non-empty list", "documents")
+    if len(raw) > max_documents:
+        raise RequestError(400, f"'documents' has {len(raw)} items; at most {max_documents} per request", "documents")
+    documents = []
+    for index, item in enumerate(raw):
+        text = item.get("text") if isinstance(item, dict) else item
+        if not isinstance(text, str):
+            raise RequestError(
+                400, f"documents[{index}] must be a string or an object with a 'text' string", "documents"
+            )
+        if not text.strip():
+            raise RequestError(400, f"documents[{index}] is empty: an empty document cannot be judged", "documents")
+        documents.append(text)
+    top_n = data.get("top_n")
+    if top_n is not None and (not _is_int(top_n) or top_n <= 0):
+        raise RequestError(400, f"'top_n' must be a positive integer, not {top_n!r}", "top_n")
+    flags = {}
+    for name, default in (("return_documents", False), ("raw_scores", False)):
+        flags[name] = data.get(name, default)
+        if not isinstance(flags[name], bool):
+            raise RequestError(400, f"'{name}' must be true or false, not {flags[name]!r}", name)
+    model = data.get("model")
+    if model is not None and not isinstance(model, str):
+        raise RequestError(400, "'model' must be a string", "model")
+    task = data.get("task", data.get("instruction"))
+    if task is not None and (not isinstance(task, str) or not task.strip()):
+        raise RequestError(400, "'task' (the reranking instruction) must be a non-empty string", "task")
+    return RerankRequest(query, documents, model, top_n, flags["return_documents"], flags["raw_scores"], task)

@@ -21,6 +21,8 @@ class ServerSettings:
     body_timeout_s: float = 30.0
     """A client that has not sent its whole body by then gets 408 (a slow client holds only its own request)."""
     max_search_k: int = 1000
+    max_documents_per_rerank: int = 1000
+    """Documents one ``/v1/rerank`` request may send (Cohere's limit)."""
     api_keys: tuple[str, ...] = field(default_factory=tuple)
     """Bearer keys accepted on /v1/*; empty: no auth. Also read from LLEMBED_API_KEYS (comma-separated)."""
 
