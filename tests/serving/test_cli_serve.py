@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from llembed.cli import app
@@ -32,3 +33,31 @@ def test_index_build_then_search(tmp_path, tiny_model_dirs, corpus_file, tiny_em
     bad_mode = runner.invoke(app, ["search", str(out), "q", "--mode", "fuzzy"])
     assert bad_mode.exit_code == 2
     assert "mode must be one of" in bad_mode.output
+
+
+def test_search_then_rerank_and_the_rerank_command(tmp_path, tiny_model_dirs, corpus_file):
+    from llembed import Reranker
+    from llembed.index import rerank_hits
+
+    runner = CliRunner()
+    out = tmp_path / "idx"
+    model = str(tiny_model_dirs["llama"])
+    assert runner.invoke(app, ["index", "build", str(corpus_file), "-o", str(out), "-m", model]).exit_code == 0
+    query = "newborn white matter"
+    found = runner.invoke(app, ["search", str(out), query, "-k", "3", "--json", "--rerank", model, "--rerank-top", "8"])
+    assert found.exit_code == 0, found.output
+    hits = json.loads(found.stdout.strip().splitlines()[-1])["hits"]
+    reranker = Reranker.from_pretrained(model, truncation=True)
+    searched = VectorIndex.load(out).search(query, k=8)[0]
+    expected = rerank_hits(reranker, query, searched, 3)
+    assert [(h["id"], h["retrieval_rank"]) for h in hits] == [(h.id, h.retrieval_rank) for h in expected]
+    assert [h["score"] for h in hits] == pytest.approx([h.score for h in expected], abs=1e-5)
+    assert searched[expected[0].retrieval_rank - 1].id == expected[0].id
+
+    documents = ["Cats sleep all day.", "White matter of the newborn brain.", "Stock prices fell."]
+    ranked = runner.invoke(app, ["rerank", query, *documents, "-m", model, "--json", "--top-n", "2"])
+    assert ranked.exit_code == 0, ranked.output
+    results = json.loads(ranked.stdout.strip().splitlines()[-1])["results"]
+    assert [r["index"] for r in results] == [r["index"] for r in reranker.rank(query, documents, top_n=2)]
+    neither = runner.invoke(app, ["rerank", query, "-m", model])
+    assert neither.exit_code == 2 and "--input FILE" in neither.output

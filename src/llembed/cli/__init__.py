@@ -19,7 +19,7 @@ from llembed.cli.common import load_embedder  # noqa: E402
 from llembed.cli.corpus import embed_corpus_command  # noqa: E402
 from llembed.cli.embed import embed_command, export_st_command, strategies_command  # noqa: E402
 from llembed.cli.evaluate import eval_command  # noqa: E402
-from llembed.cli.serve import index_app, search_command, serve_command  # noqa: E402
+from llembed.cli.serve import index_app, rerank_command, search_command, serve_command  # noqa: E402
 from llembed.cli.synth import serve_generator_command, synth_app  # noqa: E402
 from llembed.cli.train import mine_command, train_command  # noqa: E402
 
@@ -35,6 +35,7 @@ app.command("serve-generator")(serve_generator_command)
 app.command("serve")(serve_command)
 app.add_typer(index_app, name="index")
 app.command("search")(search_command)
+app.command("rerank")(rerank_command)
 app.command("embed-corpus")(embed_corpus_command)
 
 __all__ = ["app", "load_embedder", "main"]

@@ -36,6 +36,9 @@ def serve_command(
         list[str] | None, typer.Option(help="Serve an index: NAME=PATH (repeat to compare recipes)")
     ] = None,
     no_model: Annotated[bool, typer.Option("--indexes-only", help="Serve only the indexes' own embedders")] = False,
+    reranker: Annotated[
+        str | None, typer.Option(help="Serve another model as /v1/rerank's default (served causal LMs rerank too)")
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
     api_key: Annotated[
@@ -72,6 +75,7 @@ def serve_command(
         name=name,
         indexes=tuple(_named(value, "index") for value in index or []),
         indexes_only=no_model,
+        reranker=reranker,
         settings=settings,
     )
     if ray_replicas is not None:
@@ -82,8 +86,9 @@ def serve_command(
 
     served = app.state.server
     console.print(
-        f"serving models {list(served.models)} and indexes {list(served.indexes)} on http://{host}:{port} "
-        f"(playground at /, OpenAI API at /v1){' with API keys' if served.settings.api_keys else ''}"
+        f"serving models {list(served.models)}, indexes {list(served.indexes)} and rerankers "
+        f"{list(served.rerankers)} on http://{host}:{port} (playground at /, OpenAI API at /v1)"
+        f"{' with API keys' if served.settings.api_keys else ''}"
     )
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
@@ -161,19 +166,80 @@ def search_command(
     k: Annotated[int, typer.Option("-k", help="Hits per query")] = 10,
     mode: Annotated[str, typer.Option(help="dense | sparse | hybrid")] = "dense",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of tables")] = False,
+    rerank: Annotated[
+        str | None, typer.Option(help="Rerank the hits with this causal LM (yes/no relevance; see `llembed rerank`)")
+    ] = None,
+    rerank_top: Annotated[int, typer.Option(help="With --rerank: how many search hits the reranker judges")] = 50,
 ) -> None:
-    """Search an index from the command line."""
-    from llembed.index import VectorIndex
+    """Search an index from the command line (optionally retrieve, then rerank)."""
+    from llembed.index import VectorIndex, rerank_hits
 
-    found = VectorIndex.load(index).search(list(query), k=k, mode=mode)
+    if rerank_top <= 0:
+        raise LlembedError(f"--rerank-top must be positive, not {rerank_top}")
+    reranker = None
+    if rerank is not None:
+        from llembed.reranker import Reranker
+
+        reranker = Reranker.from_pretrained(rerank, truncation=True)
+    found = VectorIndex.load(index).search(list(query), k=max(k, rerank_top) if reranker else k, mode=mode)
+    if reranker is not None:
+        found = [rerank_hits(reranker, text, hits[:rerank_top], k) for text, hits in zip(query, found, strict=True)]
     for text, hits in zip(query, found, strict=True):
         if as_json:
             print(json.dumps({"query": text, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
             continue
-        table = Table(title=f"{text}  ({mode})")
-        for column in ("rank", "score", "id", "text" if not hits or hits[0].span is None else "best passage"):
+        title = f"{text}  ({mode}{f', top {rerank_top} reranked by {rerank}' if reranker else ''})"
+        table = Table(title=escape(title))
+        columns = ["rank", "score", *(["search rank"] if reranker else []), "id"]
+        for column in columns + ["text" if not hits or hits[0].span is None else "best passage"]:
             table.add_column(column, overflow="fold")
         for rank, hit in enumerate(hits, start=1):
             shown = hit.text if hit.span is None else f"[{hit.span[0]}:{hit.span[1]}] {hit.passage}"
-            table.add_row(str(rank), f"{hit.score:.4f}", escape(hit.id), escape(shown[:200]))
+            searched = [str(hit.retrieval_rank)] if reranker else []
+            table.add_row(str(rank), f"{hit.score:.4f}", *searched, escape(hit.id), escape(shown[:200]))
         out.print(table)
+
+
+@handle_errors
+def rerank_command(
+    query: Annotated[str, typer.Argument(help="The query")],
+    documents: Annotated[list[str] | None, typer.Argument(help="Documents to judge (or --input)")] = None,
+    input: Annotated[
+        Path | None, typer.Option(help="Documents from a file: .txt (a line each), .jsonl, .csv or .parquet")
+    ] = None,
+    column: Annotated[str, typer.Option(help="Text column/field of --input")] = "text",
+    model: ModelOpt = None,
+    recipe: RecipeOpt = None,
+    top_n: Annotated[int | None, typer.Option(help="Show the best N")] = None,
+    task: Annotated[str | None, typer.Option(help="The instruction (default: general relevance)")] = None,
+    rerank_prompt: Annotated[
+        str | None, typer.Option(help="chat | plain | ab, or a template with {query} before {document}")
+    ] = None,
+    layer: Annotated[str | None, typer.Option(help="Exit early at this layer (logit lens)")] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto | float32 | bfloat16")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+) -> None:
+    """Score documents for a query with a causal LM's yes/no answer (logit difference; the probability beside it)."""
+    import math
+
+    from llembed.cli.common import layer_value
+    from llembed.reranker import Reranker
+    from llembed.texts_io import read_texts
+
+    if (documents and input) or not (documents or input):
+        raise LlembedError("give the documents as arguments or with --input FILE (one of the two)")
+    texts = list(documents) if documents else read_texts(input, column=column).texts
+    fields = {"task": task, "rerank_prompt": rerank_prompt, "layer": layer_value(layer), "dtype": dtype}
+    reranker = Reranker.from_pretrained(model, recipe=recipe, truncation=True, **{k: v for k, v in fields.items() if v})
+    ranked = reranker.rank(query, texts, top_n=top_n, show_progress_bar=len(texts) > 64)
+    if as_json:
+        print(json.dumps({"query": query, "results": ranked}, ensure_ascii=False))
+        return
+    table = Table(title=escape(f"{query}  ({reranker})"))
+    for column_name in ("rank", "score", "p(yes)", "index", "document"):
+        table.add_column(column_name, overflow="fold")
+    for rank, hit in enumerate(ranked, start=1):
+        probability = 1 / (1 + math.exp(-hit["score"]))
+        shown = escape(texts[hit["index"]][:200])
+        table.add_row(str(rank), f"{hit['score']:.3f}", f"{probability:.3f}", str(hit["index"]), shown)
+    out.print(table)

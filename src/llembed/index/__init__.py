@@ -5,6 +5,7 @@ from llembed.extras import require
 require("index", "vector search")
 
 from llembed.index.build import build_index  # noqa: E402
+from llembed.index.rerank import rerank_hits  # noqa: E402
 from llembed.index.search import Hit, VectorIndex  # noqa: E402
 
-__all__ = ["Hit", "VectorIndex", "build_index"]
+__all__ = ["Hit", "VectorIndex", "build_index", "rerank_hits"]

@@ -31,6 +31,9 @@ class Hit:
     text: str
     span: tuple[int, int] | None = None
     """In a chunk index: the character span of the document's best-matching chunk."""
+    retrieval_rank: int | None = None
+    """After reranking (``score`` is then the reranker's): the hit's rank (1 = first) and score in the search."""
+    retrieval_score: float | None = None
 
     @property
     def passage(self) -> str | None:
@@ -41,6 +44,8 @@ class Hit:
         data = {"id": self.id, "score": self.score, "text": self.text}
         if self.span is not None:
             data |= {"span": list(self.span), "passage": self.passage}
+        if self.retrieval_rank is not None:
+            data |= {"retrieval_rank": self.retrieval_rank, "retrieval_score": self.retrieval_score}
         return data
 
 

@@ -24,6 +24,8 @@ class AppSpec:
     """(name, folder) of each index to serve."""
     indexes_only: bool = False
     """Serve no model of its own, only each index's embedder."""
+    reranker: str | None = None
+    """Another model to serve as the default reranker of ``/v1/rerank`` (served causal LMs rerank too)."""
     settings: ServerSettings = field(default_factory=ServerSettings)
 
 
@@ -50,4 +52,10 @@ def build_app(spec: AppSpec):
         # an index built with the served recipe shares its embedder; another recipe brings its own
         same = shared is not None and VectorIndex.read_manifest(path).get("recipe_hash") == recipe_hash(shared)
         indexes[name] = VectorIndex.load(path, shared if same else None)
-    return create_app(models, indexes, spec.settings)
+    rerankers = {}
+    if spec.reranker is not None:
+        from llembed.reranker import Reranker
+
+        reranker = Reranker.from_pretrained(spec.reranker, truncation=True)
+        rerankers[served_name(spec.reranker, reranker)] = reranker
+    return create_app(models, indexes, spec.settings, rerankers)
