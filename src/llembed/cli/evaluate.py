@@ -54,6 +54,15 @@ def eval_command(
     retrieval_documents: Annotated[int, typer.Option(help="Quick suite: random extra SciFact documents")] = 100,
     max_document_tokens: Annotated[int, typer.Option(help="Quick suite: SciFact document token cap")] = 192,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="MiniLM and BM25 rows")] = True,
+    rerank: Annotated[
+        str | None,
+        typer.Option(
+            help="With --data: also rerank with this causal LM (a reranking set's candidates, or retrieval's "
+            "top --rerank-top)"
+        ),
+    ] = None,
+    rerank_top: Annotated[int, typer.Option(help="With --rerank on retrieval: first-stage hits reranked")] = 20,
+    rerank_layer: Annotated[str | None, typer.Option(help="With --rerank: exit early at this layer")] = None,
     batch_size: BatchSizeOpt = 32,
     recipe_fields: dict | None = None,
 ) -> None:
@@ -69,6 +78,10 @@ def eval_command(
 
     if format not in ("table", "json"):
         raise InputError(f"--format must be table or json, not {format!r}")
+    if rerank is not None and data is None:
+        raise InputError("--rerank evaluates a reranker on one dataset: add --data (a reranking or retrieval set)")
+    if rerank_top <= 0:
+        raise InputError(f"--rerank-top must be positive, not {rerank_top}")
     # the data (or the suite's grid) is read, and any problem in it reported, before the model loads
     if data is None:
         suite_options = SuiteOptions(
@@ -87,8 +100,20 @@ def eval_command(
     dataset = load_dataset(Path(data) if Path(data).exists() else DATA_DIR / data, type=type)
     if subset:
         dataset = select_subsets(dataset, [name for item in subset for name in item.split(",") if name])
+    if rerank is not None and dataset.type not in ("reranking", "retrieval"):
+        raise InputError(f"--rerank scores reranking and retrieval sets; {dataset.name} is {dataset.type}")
     embedder = load_embedder(model, recipe, **recipe_fields)
-    results = evaluate(embedder, make_task(dataset), batch_size=batch_size, sparse=sparse)
+    if rerank is None:
+        results = evaluate(embedder, make_task(dataset), batch_size=batch_size, sparse=sparse)
+    else:
+        from llembed.cli.common import layer_value
+        from llembed.evaluation.rerank_eval import evaluate_with_reranker
+        from llembed.reranker import Reranker
+
+        layer = {} if rerank_layer is None else {"layer": layer_value(rerank_layer)}
+        reranker = Reranker.from_pretrained(rerank, truncation=True, **layer)
+        task = make_task(dataset)
+        results = evaluate_with_reranker(embedder, reranker, task, batch_size, sparse, rerank_top)
     if format == "json":
         payload = {
             "model": embedder.recipe.model,
@@ -100,17 +125,19 @@ def eval_command(
         print(json_module.dumps(payload, indent=2))
         return
     table = Table(title=f"{dataset.name} ({dataset.type}) · {embedder!r}")
-    table.add_column("variant")
+    table.add_column("variant", no_wrap=True)
     metrics = [k for k in results[0].scores if k != "main"]
     for name in metrics:
         table.add_column(name, justify="right")
-    for column in ("ms/text", "empty", "truncated"):
+    for column in ("ms/text", "ms/query", "empty", "truncated"):
         table.add_column(column, justify="right")
     for result in results:
+        per_query = result.efficiency.get("ms_per_query")
         table.add_row(
             result.variant,
             *[f"{result.scores[m]:.2f}" for m in metrics],
             f"{result.efficiency.get('ms_per_text', 0):.1f}",
+            "" if per_query is None else f"{per_query:.0f}",
             str(result.efficiency.get("empty", 0)),
             str(result.efficiency.get("truncated", 0)),
         )

@@ -169,7 +169,7 @@ def search_command(
     rerank: Annotated[
         str | None, typer.Option(help="Rerank the hits with this causal LM (yes/no relevance; see `llembed rerank`)")
     ] = None,
-    rerank_top: Annotated[int, typer.Option(help="With --rerank: how many search hits the reranker judges")] = 50,
+    rerank_top: Annotated[int, typer.Option(help="With --rerank: how many search hits the reranker judges")] = 20,
 ) -> None:
     """Search an index from the command line (optionally retrieve, then rerank)."""
     from llembed.index import VectorIndex, rerank_hits

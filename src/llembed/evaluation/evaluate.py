@@ -95,11 +95,7 @@ def pool_requests(
 
 def evaluate(embedder: Embedder, task: Task, batch_size: int = 32, sparse: bool = False) -> list[TaskResult]:
     """Dense scores of ``embedder`` on ``task``; for retrieval/reranking with ``sparse``, also sparse and hybrid."""
-    spec = embedder.spec
-    pooled, efficiency = pool_requests(embedder, task, embedder.specs(sparse), batch_size)
-    dense = {side: embedder.to_float(embedder.format(by_spec[spec])) for side, by_spec in pooled.items()}
-    # sparse vectors are read off the same forward passes
-    lexical = {side: embedder.sparse(by_spec) for side, by_spec in pooled.items()} if sparse else {}
+    dense, lexical, efficiency = task_vectors(embedder, task, batch_size, sparse)
     note = task.dataset.subsample_note
     results = [TaskResult(task.name, task.type, task.score(dense), efficiency.to_dict(), "dense", note)]
     if sparse and hasattr(task, "score_similarity"):
@@ -107,15 +103,32 @@ def evaluate(embedder: Embedder, task: Task, batch_size: int = 32, sparse: bool 
     return results
 
 
+def task_vectors(embedder: Embedder, task: Task, batch_size: int = 32, sparse: bool = False):
+    """(dense float vectors, sparse CSR vectors (empty without ``sparse``), cost), each by side."""
+    pooled, efficiency = pool_requests(embedder, task, embedder.specs(sparse), batch_size)
+    dense = {side: embedder.to_float(embedder.format(by_spec[embedder.spec])) for side, by_spec in pooled.items()}
+    # sparse vectors are read off the same forward passes
+    lexical = {side: embedder.sparse(by_spec) for side, by_spec in pooled.items()} if sparse else {}
+    return dense, lexical, efficiency
+
+
 def sparse_and_hybrid(task: Task, dense: dict, lexical: dict, efficiency: dict) -> list[TaskResult]:
-    dense_scores = cosine_matrix(dense["query"], dense["document"])
-    sparse_scores = (lexical["query"] @ lexical["document"].T).toarray()
-    hybrid = HYBRID_WEIGHT * _minmax(dense_scores) + (1 - HYBRID_WEIGHT) * _minmax(sparse_scores)
+    found = similarities(dense, lexical)
     note = task.dataset.subsample_note
     return [
-        TaskResult(task.name, task.type, task.score_similarity(sparse_scores), efficiency, "sparse", note),
-        TaskResult(task.name, task.type, task.score_similarity(hybrid), efficiency, "hybrid", note),
+        TaskResult(task.name, task.type, task.score_similarity(found[variant]), efficiency, variant, note)
+        for variant in ("sparse", "hybrid")
     ]
+
+
+def similarities(dense: dict, lexical: dict | None = None) -> dict[str, np.ndarray]:
+    """(queries × documents) scores of each retriever: ``dense`` cosine, and with ``lexical`` vectors ``sparse``
+    dot products and their ``hybrid`` (both min-max normalised per query, then mixed)."""
+    found = {"dense": cosine_matrix(dense["query"], dense["document"])}
+    if lexical:
+        found["sparse"] = (lexical["query"] @ lexical["document"].T).toarray()
+        found["hybrid"] = HYBRID_WEIGHT * _minmax(found["dense"]) + (1 - HYBRID_WEIGHT) * _minmax(found["sparse"])
+    return found
 
 
 def _minmax(scores: np.ndarray) -> np.ndarray:

@@ -1,0 +1,158 @@
+"""Evaluate a :class:`~llembed.Reranker`: on a reranking set it orders each query's own candidates; on a retrieval
+set it reorders a first stage's top ``k`` (retrieve, then rerank) and the rest keep their first-stage order, so
+nDCG@10 before and after compare the same candidates. Cost is the reranker's own: seconds per query (the latency
+it adds), documents and tokens per second, and how much of the prompt the cached query head saved.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from llembed.embedder import Embedder
+from llembed.evaluation.evaluate import TaskResult, similarities, sparse_and_hybrid, task_vectors
+from llembed.evaluation.measure import measure
+from llembed.evaluation.metrics import rank_documents, retrieval_scores
+from llembed.evaluation.tasks import Task
+from llembed.evaluation.tasks.reranking import RerankingTask
+from llembed.evaluation.tasks.retrieval import TOP_K, RetrievalTask
+from llembed.reranker import Reranker
+
+RERANK_TOP = 20
+"""Documents of a first stage the reranker judges by default (a CPU judges ~20 passages a second)."""
+
+
+def rerank_variant(first_stage: str, top: int) -> str:
+    return f"{first_stage} → rerank top {top}"
+
+
+def evaluate_reranker(
+    reranker: Reranker,
+    task: Task,
+    first_stages: Mapping[str, np.ndarray] | None = None,
+    top: int = RERANK_TOP,
+    batch_size: int = 32,
+    show_progress_bar: bool = True,
+) -> list[TaskResult]:
+    """The reranker's scores on ``task``: a reranking task's candidates, or each retriever of ``first_stages``
+    (variant → its queries × documents scores, e.g. from :func:`llembed.evaluation.evaluate.similarities`)
+    reranked at its top ``top``."""
+    if isinstance(task, RerankingTask):
+        return [_rerank_candidates(reranker, task, batch_size, show_progress_bar)]
+    if not isinstance(task, RetrievalTask):
+        raise ValueError(f"a reranker scores reranking and retrieval sets, not {task.type}")
+    if not first_stages:
+        raise ValueError("retrieve, then rerank needs a first stage's scores")
+    if top <= 0:
+        raise ValueError(f"top must be positive, not {top}")
+    return [
+        _rerank_retrieved(reranker, task, variant, scores, top, batch_size, show_progress_bar)
+        for variant, scores in first_stages.items()
+    ]
+
+
+def _instruction(reranker: Reranker, task: Task) -> str | None:
+    # the dataset's own task description, unless the reranker's recipe names one
+    return None if reranker.recipe.task else task.dataset.meta.get("instruction")
+
+
+def _rerank_candidates(reranker: Reranker, task: RerankingTask, batch_size: int, progress: bool) -> TaskResult:
+    dataset = task.dataset
+    wanted = {doc for candidates in dataset.qrels.values() for doc in candidates}
+    column = {doc: i for i, doc in enumerate(d for d in dataset.corpus if d in wanted)}
+    similarity = np.zeros((len(dataset.queries), len(column)), dtype=np.float32)
+    cost = _Cost()
+    for row, (query, text) in enumerate(tqdm(dataset.queries.items(), desc="reranking", disable=not progress)):
+        candidates = list(dataset.qrels[query])
+        scores = cost.run(reranker, text, [dataset.corpus[d] for d in candidates], _instruction(reranker, task),
+                          batch_size)  # fmt: skip
+        similarity[row, [column[d] for d in candidates]] = scores
+    scores = task.score_similarity(similarity)
+    return TaskResult(task.name, task.type, scores, cost.efficiency(len(dataset.queries)), "rerank",
+                      dataset.subsample_note)  # fmt: skip
+
+
+def _rerank_retrieved(
+    reranker: Reranker,
+    task: RetrievalTask,
+    variant: str,
+    first_stage: np.ndarray,
+    top: int,
+    batch_size: int,
+    progress: bool,
+) -> TaskResult:
+    dataset = task.dataset
+    query_ids = list(dataset.queries)
+    ranked = rank_documents(first_stage, list(dataset.corpus), TOP_K)
+    cost = _Cost()
+    reranked = {}
+    for query, docs in tqdm(list(zip(query_ids, ranked, strict=True)), desc="reranking", disable=not progress):
+        head = list(docs[:top])
+        scores = cost.run(reranker, dataset.queries[query], [dataset.corpus[d] for d in head],
+                          _instruction(reranker, task), batch_size)  # fmt: skip
+        order = sorted(range(len(head)), key=lambda i: -scores[i])
+        reranked[query] = [head[i] for i in order] + list(docs[top:])
+    found = retrieval_scores(reranked, dataset.qrels, (10, 100))
+    keep = {name: found[name] for name in ("ndcg_at_10", "map_at_10", "mrr_at_10", "recall_at_100")}
+    scores = {"main": keep[task.main_metric], **keep}
+    return TaskResult(task.name, task.type, scores, cost.efficiency(len(query_ids)), rerank_variant(variant, top),
+                      dataset.subsample_note)  # fmt: skip
+
+
+def evaluate_with_reranker(
+    embedder: Embedder,
+    reranker: Reranker,
+    task: Task,
+    batch_size: int = 32,
+    sparse: bool = False,
+    top: int = RERANK_TOP,
+) -> list[TaskResult]:
+    """The embedder's rows (dense; with ``sparse`` also sparse and hybrid), then the reranker's: on a retrieval
+    set, dense (and hybrid) retrieval each reranked at the top ``top``; on a reranking set, the candidates."""
+    dense, lexical, efficiency = task_vectors(embedder, task, batch_size, sparse)
+    note = task.dataset.subsample_note
+    results = [TaskResult(task.name, task.type, task.score(dense), efficiency.to_dict(), "dense", note)]
+    if sparse:
+        results += sparse_and_hybrid(task, dense, lexical, efficiency.to_dict())
+    first_stages = None
+    if isinstance(task, RetrievalTask):
+        found = similarities(dense, lexical)
+        first_stages = {variant: found[variant] for variant in ("dense", "hybrid") if variant in found}
+    return results + evaluate_reranker(reranker, task, first_stages, top, batch_size)
+
+
+class _Cost:
+    """What the reranker spent, summed over queries."""
+
+    def __init__(self) -> None:
+        self.documents = self.tokens = self.computed = self.truncated = 0
+        self.seconds = self.peak_rss_mb = 0.0
+
+    def run(self, reranker: Reranker, query: str, documents: list[str], task: str | None, batch_size: int):
+        with measure() as cost:
+            started = time.perf_counter()
+            scores = reranker.score(query, documents, task=task, batch_size=batch_size, show_progress_bar=False)
+            self.seconds += time.perf_counter() - started
+        stats = reranker.last_stats
+        self.documents += len(documents)
+        self.tokens += int(stats["tokens"])
+        self.computed += int(stats["computed_tokens"])
+        self.truncated += int(stats["truncated"])
+        self.peak_rss_mb = max(self.peak_rss_mb, cost.peak_rss_mb)
+        return scores
+
+    def efficiency(self, queries: int) -> dict:
+        return {
+            "texts": self.documents,
+            "tokens": self.tokens,
+            "seconds": self.seconds,
+            "peak_rss_mb": self.peak_rss_mb,
+            "truncated": self.truncated,
+            "tokens_per_s": self.tokens / self.seconds if self.seconds else 0.0,
+            "ms_per_text": 1000 * self.seconds / self.documents if self.documents else 0.0,
+            "ms_per_query": 1000 * self.seconds / queries if queries else 0.0,
+            "computed_share": self.computed / self.tokens if self.tokens else 0.0,
+        }
