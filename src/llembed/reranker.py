@@ -25,7 +25,7 @@ from llembed.prefix_cache import PrefixState
 from llembed.recipe import Recipe, resolve_layers
 from llembed.rerank_prompts import DEFAULT_TASK, RenderedPrompt, label_ids, render, resolve_rerank_prompt
 from llembed.resolve import Resolved, resolve
-from llembed.sparse import lm_logits
+from llembed.sparse import lens_logits, lm_logits
 from llembed.tokenization import PromptTokenizer, TokenizedText, collate
 
 
@@ -194,9 +194,26 @@ class Reranker:
         self.last_stats["seconds"] = time.perf_counter() - started
         return (torch.sigmoid(scores) if normalize else scores).tolist()
 
+    def forward(self, queries: Sequence[str], documents: Sequence[Sequence[str]], task: str | None = None):
+        """Scores ``(len(queries), n)`` of each query's ``n`` documents *with* autograd (training): one batch, no
+        cached head (its keys/values would have to carry gradients too), documents cut to fit ``max_length``."""
+        rows: list[list[int]] = []
+        self.last_stats = {"documents": sum(len(group) for group in documents), "truncated": 0}
+        for query, group in zip(queries, documents, strict=True):
+            rendered = render(self.prompt, query, task or self.task, self.tokenizer, self._special_prefix)
+            rows += [self._prompt_ids(rendered, ids, i, cut=True) for i, ids in enumerate(self.document_ids(group))]
+        batch = collate([TokenizedText(ids, [False] * len(ids)) for ids in rows], self.tokenizer.pad_token_id,
+                        self.padding_side)  # fmt: skip
+        states = self.backbone.hidden_states(batch, self.layer_ids, grad=True)
+        last = batch.last_index.to(self.backbone.device)
+        picked = {layer: states[layer][torch.arange(len(rows)), last] for layer in self.layer_ids}
+        logits = self._softcap(lens_logits(self.backbone, picked, self.label_ids).float())
+        return (logits[:, 0] - logits[:, 1]).view(len(queries), -1)
+
     # ------------------------------------------------------------------ helpers
-    def _prompt_ids(self, rendered: RenderedPrompt, document: list[int], index: int) -> list[int]:
-        """head + document + tail, the document cut to fit ``max_length`` under ``truncation`` (else an error)."""
+    def _prompt_ids(self, rendered: RenderedPrompt, document: list[int], index: int, cut: bool = False) -> list[int]:
+        """head + document + tail, the document cut to fit ``max_length`` under ``truncation`` or ``cut`` (else an
+        error)."""
         if not document:
             raise InputError(f"document {index} has no tokens: an empty document cannot be judged")
         room = self.recipe.max_length - len(rendered.head_ids) - len(rendered.tail_ids)
@@ -206,7 +223,7 @@ class Reranker:
                 f"room for a document under max_length={self.recipe.max_length}"
             )
         if len(document) > room:
-            if not self.recipe.truncation:
+            if not (self.recipe.truncation or cut):
                 raise InputError(
                     f"document {index} is {len(document)} tokens; with the query and prompt only {room} fit under "
                     f"max_length={self.recipe.max_length}: shorten it, raise max_length, or pass truncation=True"

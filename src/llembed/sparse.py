@@ -26,6 +26,13 @@ def lm_logits(
     """LM-head logits (float32, CPU) of the mean over layers of pooled states, each put through the logit lens.
 
     ``rows``: only these vocabulary entries (a reranker's two answer words), in that order."""
+    return lens_logits(backbone, pooled_by_layer, rows).float().cpu()
+
+
+def lens_logits(
+    backbone: Backbone, pooled_by_layer: Mapping[int, torch.Tensor], rows: Sequence[int] | None = None
+) -> torch.Tensor:
+    """:func:`lm_logits` on the model's device and in its dtype, keeping the autograd graph (training)."""
     norm = backbone.final_norm()
     lensed = []
     for layer, pooled in pooled_by_layer.items():
@@ -36,10 +43,10 @@ def lm_logits(
     mean = torch.stack(lensed).mean(dim=0).to(backbone.dtype)
     head = backbone.lm_head()
     if rows is None:
-        return head(mean).float().cpu()
+        return head(mean)
     index = torch.tensor(list(rows), device=head.weight.device)
     bias = None if getattr(head, "bias", None) is None else head.bias[index]
-    return torch.nn.functional.linear(mean, head.weight[index], bias).float().cpu()
+    return torch.nn.functional.linear(mean, head.weight[index], bias)
 
 
 def lexical_weights(

@@ -4,7 +4,7 @@
 data: [examples/data/snli_triplets.jsonl]
 output_dir: runs/snli-lora
 recipe: {prompt: prompteol, pooling: last}     # the embedder being tuned (any Recipe field)
-objective: contrastive                          # contrastive | mntp | simcse
+objective: contrastive                          # contrastive | mntp | simcse | rerank
 method: lora                                    # lora | full
 lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: all-linear}
 batch_size: 64                                  # global, across processes
@@ -26,7 +26,8 @@ from llembed.errors import RecipeError
 from llembed.io_utils import atomic_write_text
 from llembed.training.losses.embedder_distillation import MODES
 
-OBJECTIVES = ("contrastive", "mntp", "simcse")
+OBJECTIVES = ("contrastive", "mntp", "simcse", "rerank")
+RERANK_LOSSES = ("listwise", "pointwise")
 METHODS = ("lora", "full")
 SCHEDULES = ("linear", "cosine", "constant_with_warmup")
 
@@ -76,6 +77,9 @@ class TrainConfig:
     """Weight of the KL loss against the examples' teacher ``scores`` (0: off)."""
     teacher_temperature: float = 1.0
     teacher: TeacherSettings | None = None
+    rerank_loss: str = "listwise"
+    """``objective: rerank``: ``listwise`` (softmax over the positive and its negatives) or ``pointwise`` (BCE per
+    pair); the recipe's ``rerank_prompt``, ``rerank_labels``, ``task`` and ``layer`` shape the reranker."""
     mask_probability: float = 0.2
     """MNTP: share of tokens masked."""
     max_length: int = 128
@@ -107,6 +111,7 @@ class TrainConfig:
             (self.objective in OBJECTIVES, f"objective must be one of {', '.join(OBJECTIVES)}"),
             (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.rerank_loss in RERANK_LOSSES, f"rerank_loss must be one of {', '.join(RERANK_LOSSES)}"),
             (self.bf16 in ("auto", "true", "false"), "bf16 must be auto, true or false"),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.chunk_size is None or self.chunk_size > 0, "chunk_size must be positive"),

@@ -1,5 +1,6 @@
-"""The training loop: contrastive (InfoNCE, CoSENT on graded pairs, distillation), MNTP and SimCSE, with LoRA
-or full fine-tuning, GradCache, several processes, and atomic resumable checkpoints.
+"""The training loop: contrastive (InfoNCE, CoSENT on graded pairs, distillation), MNTP, SimCSE and rerankers
+(listwise or pointwise, on the yes/no answer), with LoRA or full fine-tuning, GradCache, several processes, and
+atomic resumable checkpoints.
 
 Why not sentence-transformers' trainer: its losses expect a ``SentenceTransformer`` whose modules own the
 whole text → vector path, while llembed's path (prompt templates with text spans kept out of pooling, the
@@ -26,6 +27,7 @@ from llembed.embedder import Embedder
 from llembed.errors import InputError, RecipeError
 from llembed.io_utils import atomic_write_text
 from llembed.recipe import Recipe
+from llembed.reranker import Reranker
 from llembed.training import adapters
 from llembed.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from llembed.training.config import TrainConfig
@@ -39,7 +41,14 @@ from llembed.training.distributed import (
     sum_gradients,
 )
 from llembed.training.gradcache import contrastive_backward
-from llembed.training.losses import CoSENTLoss, EmbedderDistillationLoss, InfoNCELoss, ScoreDistillationLoss
+from llembed.training.losses import (
+    CoSENTLoss,
+    EmbedderDistillationLoss,
+    InfoNCELoss,
+    ListwiseRerankLoss,
+    PointwiseRerankLoss,
+    ScoreDistillationLoss,
+)
 from llembed.training.mntp import mntp_step
 from llembed.training.output import write_outputs
 
@@ -78,6 +87,11 @@ class Trainer:
                 parameter.requires_grad_(True)
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.reranker = None
+        if config.objective == "rerank":  # the same loaded (and adapted) model, judged by its yes/no answer
+            self.reranker = Reranker(self.embedder.backbone, self.base_recipe.replace(
+                truncation=True, dtype="float32", max_length=self.embedder.recipe.max_length))  # fmt: skip
+            self.rerank_loss = ListwiseRerankLoss() if config.rerank_loss == "listwise" else PointwiseRerankLoss()
         self.named_parameters = adapters.trainable_parameters(model)
         self.parameters = [p for _, p in self.named_parameters]
         broadcast_parameters(self.parameters, self.world)
@@ -102,7 +116,7 @@ class Trainer:
         config = self.config
         if config.batch_size % self.world.size:
             raise RecipeError(f"batch_size {config.batch_size} must split evenly over {self.world.size} processes")
-        if config.objective == "contrastive":
+        if config.objective in ("contrastive", "rerank"):
             examples = load_examples(config.data)
             ungraded = [e for e in examples if e.label is None]  # graded pairs (CoSENT) take no negatives
             fewest = min((len(e.negatives) for e in ungraded), default=0)
@@ -111,6 +125,13 @@ class Trainer:
                 raise InputError(f"num_negatives={self.num_negatives}, but some examples have only {fewest}")
             if config.score_distillation > 0 and any(e.scores is None for e in ungraded):
                 raise InputError("score_distillation needs teacher 'scores' on every example")
+            if config.objective == "rerank" and len(ungraded) < len(examples):
+                raise InputError("rerank training takes (query, positive, negatives) examples, not graded pairs")
+            if config.objective == "rerank" and self.num_negatives == 0:
+                raise InputError(
+                    "rerank training needs hard negatives on every example (the positive is judged against them): "
+                    "mine them with `llembed mine-negatives`"
+                )
         else:
             sentences = load_sentences(config.data)
             examples = [TrainExample(text, text) for text in sentences]
@@ -171,6 +192,23 @@ class Trainer:
 
         return contrastive_backward(groups, encoders, loss_of, self.config.chunk_size)
 
+    def _rerank_step(self, batch: Sequence[TrainExample]) -> float:
+        """Each query's loss depends on its own documents only, so chunks of ``chunk_size`` queries backpropagate
+        one after another: the gradients equal one pass over the batch, with one chunk's activations alive."""
+        local = list(batch[self.world.shard(len(batch))])
+        k = self.num_negatives
+        size = self.config.chunk_size or len(local)
+        total = 0.0
+        for start in range(0, len(local), size):
+            chunk = local[start : start + size]
+            groups = [[e.positive, *e.negatives[:k]] for e in chunk]
+            scores = self.reranker.forward([e.query for e in chunk], groups, chunk[0].instruction)
+            loss = self.rerank_loss(scores)
+            # the batch's loss is the mean over every process's queries; gradients are summed over processes
+            (loss * len(chunk) / len(batch)).backward()
+            total += loss.item() * len(chunk)
+        return total / len(local)
+
     def _encoder(self, side: str, task: str | None = None):
         return lambda texts: self.embedder.forward(texts, side=side, task=task)
 
@@ -190,6 +228,8 @@ class Trainer:
             if self.config.objective == "mntp":
                 local = list(batch[self.world.shard(len(batch))])
                 loss = mntp_step(self.embedder, [e.query for e in local], self.config, self.world)
+            elif self.config.objective == "rerank":
+                loss = self._rerank_step(batch)
             else:
                 loss = self._contrastive_step(batch)
         sum_gradients(self.parameters, self.world)

@@ -4,6 +4,16 @@ from llembed.training.losses.contrastive import InfoNCELoss
 from llembed.training.losses.cosent import CoSENTLoss
 from llembed.training.losses.embedder_distillation import EmbedderDistillationLoss
 from llembed.training.losses.mntp import mntp_loss
+from llembed.training.losses.rerank_listwise import ListwiseRerankLoss
+from llembed.training.losses.rerank_pointwise import PointwiseRerankLoss
 from llembed.training.losses.score_distillation import ScoreDistillationLoss
 
-__all__ = ["CoSENTLoss", "EmbedderDistillationLoss", "InfoNCELoss", "ScoreDistillationLoss", "mntp_loss"]
+__all__ = [
+    "CoSENTLoss",
+    "EmbedderDistillationLoss",
+    "InfoNCELoss",
+    "ListwiseRerankLoss",
+    "PointwiseRerankLoss",
+    "ScoreDistillationLoss",
+    "mntp_loss",
+]
