@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from llembed import Embedder
+from llembed import Embedder, Recipe
 from llembed.errors import InputError
 from llembed.evaluation import scenarios
 from llembed.evaluation.report_sections import TITLES
@@ -17,9 +17,10 @@ from llembed.evaluation.suites import SuiteOptions, run_suite
 SMALL = Sizes(
     sick_pairs=40, scifact_queries=6, scifact_documents=20, long_queries=2, long_documents=2, long_window=512,
     multilingual_pairs=10, xquad_queries=11, xquad_documents=20, code_queries=6, code_documents=20,
-    reasoning_queries=2, domain_queries=4, domain_documents=10,
+    reasoning_queries=2, domain_queries=4, domain_documents=10, rerank_queries=2, rerank_retrieval_queries=4,
+    rerank_top=3,
 )  # fmt: skip
-SECTIONS_RUN = ["long", "multilingual", "code", "reasoning", "domains", "scaling"]
+SECTIONS_RUN = ["long", "multilingual", "code", "reasoning", "domains", "scaling", "reranking"]
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,21 @@ def test_think_cells_count_their_generation_and_share_the_documents(suite):
     plain = [c for c in first["cells"] if c.section == "reasoning" and c.recipe.get("think") is None]
     assert think and plain
     assert all(c.efficiency["generated"] == 2 and c.efficiency["generation_seconds"] > 0 for c in think)
+
+
+def test_rerankers_judge_candidates_and_rerank_retrieval(suite):
+    out, first, _ = suite
+    cells = [c for c in first["cells"] if c.section == "reranking"]
+    birco = [c for c in cells if c.variant == "rerank"]
+    assert len(birco) == 6  # three sets × (final layer, early exit)
+    assert {c.recipe["reranker"]["layer"] for c in birco} == {-1, 3}  # 2/3 of the tiny model's 4 layers
+    retrieval = {c.variant for c in cells if "SciFact" in c.task}
+    assert {"dense", "hybrid", "dense → rerank top 3", "hybrid → rerank top 3"} <= retrieval
+    assert all(c.efficiency["ms_per_query"] > 0 for c in cells if "rerank" in c.variant)
+    markdown = (out / "results.md").read_text(encoding="utf-8")
+    assert "## Rerankers from the same LLM" in markdown and "ms/query" in markdown
+    best = [Recipe.load(path) for path in out.glob("best_*reranking.yaml")]  # the best *embedding* recipe per set
+    assert len(best) == 4 and all(recipe.rerank_prompt is None for recipe in best)
 
 
 def test_a_rerun_reuses_every_cell(suite):

@@ -24,12 +24,16 @@ from llembed.embedder import Embedder, PoolSpec
 from llembed.errors import RecipeError
 from llembed.evaluation.datasets import Dataset
 from llembed.evaluation.evaluate import evaluate, pool_requests
+from llembed.evaluation.rerank_eval import evaluate_reranker, evaluate_with_reranker, rerank_variant
 from llembed.evaluation.tasks import make_task
 from llembed.io_utils import atomic_write_text
 from llembed.recipe import RERANK_FIELDS, Recipe, resolve_layers
+from llembed.reranker import Reranker
 
 logger = logging.getLogger(__name__)
 
+RERANKER_FIELDS = ("model", "adapter", "dtype", "layer", "max_length", "truncation", "task", *RERANK_FIELDS)
+"""What a reranker's cells are keyed on."""
 PASS_FREE_FIELDS = ("pooling", "layer")  # read off a shared forward pass; every other field needs its own
 MEMO_SIDES = 2  # pooled sides kept for reuse (a corpus's vectors can be hundreds of MB)
 
@@ -201,6 +205,45 @@ class AblationRunner:
             cells.append(cell)
         return cells
 
+    def run_rerank(self, dataset: Dataset, reranker: Reranker, first_stage: Recipe | None = None, top: int = 20):
+        """A reranker on a reranking set's candidates, or (retrieval, ``first_stage`` given) dense and hybrid
+        retrieval of ``first_stage`` each reranked at its top ``top``; the first stage's own rows come too."""
+        task = make_task(dataset)
+        fingerprint = dataset.fingerprint()
+        judge = {key: value for key, value in reranker.recipe.to_dict().items() if key in RERANKER_FIELDS}
+        if reranker.prompt.name != "custom":  # a default (None) prompt is named as it resolved
+            judge["rerank_prompt"] = reranker.prompt.name
+        if task.type == "reranking":
+            variants, fields = ["rerank"], {"reranker": judge}
+        else:
+            if first_stage is None:
+                raise ValueError("retrieve, then rerank needs a first-stage recipe")
+            variants = ["dense", "sparse", "hybrid"] + [rerank_variant(v, top) for v in ("dense", "hybrid")]
+            fields = {"reranker": judge, "first_stage": _recipe_fields(first_stage)}
+        keys = {v: cell_key(self._model(), fields, task.name, fingerprint, v) for v in variants}
+        if task.type == "retrieval":  # the first stage's rows are run_lexical's cells
+            keys |= {v: cell_key(self._model(), fields["first_stage"], task.name, fingerprint, v) for v in variants[:3]}
+        cached = {v: self._cached(k) for v, k in keys.items()}
+        if all(cached.values()):
+            return [self._reuse(cell) for cell in cached.values()]
+        if task.type == "reranking":
+            results = evaluate_reranker(reranker, task, batch_size=self.batch_size)
+        else:
+            embedder = Embedder(self.embedder.backbone, first_stage)
+            results = evaluate_with_reranker(embedder, reranker, task, self.batch_size, sparse=True, top=top)
+        name = f"reranker ({reranker.prompt.name}, layer {reranker.recipe.layer})"
+        cells = []
+        for result in results:
+            reranked = "rerank" in result.variant
+            label = f"{_label(first_stage)} · {result.variant}" if first_stage is not None else name
+            if reranked and first_stage is not None:
+                label = f"{_label(first_stage)} · {result.variant.replace('rerank', name)}"
+            cell = Cell(fields if reranked else fields["first_stage"], result.task, result.type, result.variant,
+                        result.scores, result.efficiency, result.note, label)  # fmt: skip
+            self._store(keys[result.variant], cell)
+            cells.append(cell)
+        return cells
+
     def run_baseline(self, dataset: Dataset, baseline: Embedder | str, label: str) -> Cell:
         """A baseline (an encoder Embedder, or ``"bm25"``) on the same data; cached like any cell."""
         task = make_task(dataset)
@@ -273,10 +316,10 @@ def _label(recipe: Recipe) -> str:
 
 
 def best_cells(cells: Iterable[Cell]) -> dict[str, Cell]:
-    """The best non-baseline cell per task (by main score)."""
+    """The best embedding recipe per task (by main score): not a baseline, not a reranker."""
     best: dict[str, Cell] = {}
     for cell in cells:
-        if cell.variant == "baseline" or not np.isfinite(cell.main):
+        if cell.variant == "baseline" or "rerank" in cell.variant or not np.isfinite(cell.main):
             continue
         if cell.task not in best or cell.main > best[cell.task].main:
             best[cell.task] = cell

@@ -17,6 +17,7 @@ TITLES = {
     "reasoning": "Reasoning-aware queries (think, then embed)",
     "domains": "Domain-specific retrieval",
     "scaling": "Scaling with model size",
+    "reranking": "Rerankers from the same LLM",
 }
 
 
@@ -62,7 +63,8 @@ def matrix_rows(cells: list[Cell]) -> list[list[str]]:
 
 def cost_rows(cells: list[Cell]) -> list[list[str]]:
     """What each recipe cost: throughput, time per text, peak memory, and any generation."""
-    table = [["task", "recipe", "main", "tokens/s", "ms/text", "peak MB", "truncated", "generated", "generation s"]]
+    table = [["task", "recipe", "main", "tokens/s", "ms/text", "ms/query", "peak MB", "truncated", "generated",
+              "generation s"]]  # fmt: skip
     for cell in sorted(cells, key=lambda c: (c.task, -c.main)):
         eff = cell.efficiency
         table.append(
@@ -72,6 +74,7 @@ def cost_rows(cells: list[Cell]) -> list[list[str]]:
                 _fmt(cell.main),
                 f"{eff.get('tokens_per_s', 0):.0f}",
                 f"{eff.get('ms_per_text', 0):.1f}",
+                f"{eff['ms_per_query']:.0f}" if "ms_per_query" in eff else "",
                 f"{eff.get('peak_rss_mb', 0):.0f}",
                 str(eff.get("truncated", 0)),
                 str(eff.get("generated", 0)),
@@ -124,7 +127,7 @@ def scaling_rows(cells: list[Cell], models: dict[str, dict]) -> list[list[str]]:
 def section_tables(name: str, cells: list[Cell], meta: dict) -> list[tuple[str, list[list[str]]]]:
     """(caption, rows) of the section's summary tables."""
     tables = [("Main score, recipes × tasks", matrix_rows(cells))]
-    if name in ("long", "reasoning", "code"):
+    if name in ("long", "reasoning", "code", "reranking"):
         tables.append(("What it cost", cost_rows(cells)))
     if name == "multilingual":
         tables.append(("Per language", language_rows(cells)))

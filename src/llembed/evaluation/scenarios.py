@@ -59,6 +59,9 @@ class Sizes:
     domain_queries: int = 25
     domain_documents: int = 200
     scaling_pairs: int = 300
+    rerank_queries: int = 12
+    rerank_retrieval_queries: int = 50
+    rerank_top: int = 20
 
 
 @dataclass
@@ -218,6 +221,34 @@ def scaling(ctx: Context) -> None:
         ctx.runner.reused += runner.reused
 
 
+def reranking(ctx: Context) -> None:
+    """Rerankers from the same causal LM (its yes/no answer logits): the BIRCO candidate lists, at the final layer
+    and exiting at two thirds of the depth, against the embedding recipe; and retrieve-then-rerank on SciFact
+    (dense and hybrid top 100, the top 20 reranked), with what reranking adds per query."""
+    s = ctx.sizes
+    backbone = ctx.runner.embedder.backbone
+    if not backbone.is_decoder:
+        logger.warning("reranking skipped: %s is an encoder", ctx.base.model)
+        return
+    from llembed.reranker import Reranker
+
+    judge = Recipe(model=ctx.base.model, adapter=ctx.base.adapter, dtype=ctx.base.dtype, truncation=True,
+                   max_length=min(1024, backbone.max_positions))  # fmt: skip
+    early = round(backbone.num_layers * 2 / 3)
+    rerankers = [Reranker(backbone, judge), Reranker(backbone, judge.replace(layer=early))]
+    base = ctx.base.replace(truncation=True, max_length=512)
+    for name in ("birco-arguana", "birco-clinical-trial", "birco-relic"):
+        dataset = renamed(subsample_retrieval(load_bundled(name), s.rerank_queries, 0), "reranking")
+        ctx.runner.run_grid({}, dataset, base)
+        for reranker in rerankers:
+            ctx.runner.run_rerank(dataset, reranker)
+        ctx.baseline(dataset, bm25=True)
+    scifact = subsample_retrieval(load_bundled("scifact"), s.rerank_retrieval_queries, s.scifact_documents // 2)
+    scifact = renamed(scifact, "reranking")
+    ctx.runner.run_rerank(scifact, rerankers[0], base, s.rerank_top)
+    ctx.baseline(scifact, bm25=True)
+
+
 def best_sts_recipe(ctx: Context) -> Recipe:
     """The best dense STS recipe found so far (the default recipe when no STS cell ran)."""
     sts = [c for c in ctx.runner.cells if c.type == "sts" and c.variant == "dense" and c.section == "similarity"]
@@ -235,6 +266,7 @@ SECTIONS: dict[str, Callable[[Context], None]] = {
     "reasoning": reasoning,
     "domains": domains,
     "scaling": scaling,
+    "reranking": reranking,
 }
 """The full suite's sections in the order they run (``llembed eval --suite full --section NAME`` picks some)."""
 
