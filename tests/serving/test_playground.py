@@ -66,3 +66,37 @@ def test_query_shows_the_top_hits_of_two_recipes_side_by_side(browser, tmp_path,
         assert [h.id for h in indexes["last"].search(QUERY, k=4)[0]] != [
             h.id for h in indexes["mean"].search(QUERY, k=4)[0]
         ]
+
+
+def test_the_rerank_toggle_shows_the_rerankers_order(browser, tmp_path, tiny_embedder, corpus_file):
+    import math
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from llembed import Reranker
+    from llembed.index import rerank_hits
+
+    path = build_index(tiny_embedder, read_corpus([corpus_file]), tmp_path / "last", show_progress_bar=False)
+    index = VectorIndex.load(path, tiny_embedder)
+    with running(create_app({"tiny": tiny_embedder}, {"last": index})) as base:
+        browser.get(base + "/")
+        wait = WebDriverWait(browser, 30)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        assert browser.find_element(By.ID, "reranker").get_attribute("value") == "tiny"
+        browser.find_element(By.ID, "rerank").click()
+        browser.find_element(By.ID, "rerank-top").clear()
+        browser.find_element(By.ID, "rerank-top").send_keys("8")
+        browser.find_element(By.ID, "query").send_keys(QUERY)
+        browser.find_element(By.ID, "k").clear()
+        browser.find_element(By.ID, "k").send_keys("3")
+        browser.find_element(By.ID, "search").click()
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-done") == "true")
+        shown = browser.find_elements(By.CSS_SELECTOR, "#hits-left li.hit")
+        expected = rerank_hits(Reranker.of(tiny_embedder), QUERY, index.search(QUERY, k=8)[0], 3)
+        assert [item.get_attribute("data-id") for item in shown] == [h.id for h in expected]
+        scores = [float(item.find_element(By.CLASS_NAME, "score").text) for item in shown]
+        assert scores == pytest.approx([1 / (1 + math.exp(-h.score)) for h in expected], abs=1.5e-4)
+        moved = [item.find_element(By.CLASS_NAME, "moved").text for item in shown]
+        assert moved == [f"search #{h.retrieval_rank}" for h in expected]
+        assert "reranked by tiny" in browser.find_element(By.ID, "meta-left").text
