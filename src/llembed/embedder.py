@@ -278,20 +278,15 @@ class Embedder:
         token) and an over-long one is cut at ``max_length``; ``last_stats`` counts both. Under a recipe's
         ``chunking`` a text's vector is the mean of its chunks' (see :mod:`llembed.chunked`).
         """
-        texts = validate_texts(texts, allow_empty=not strict)
-        if batch_size <= 0:
-            raise InputError(f"batch_size must be positive, not {batch_size}")
         for spec in specs:
             if (
                 pooling_ops.get_pooling(spec.pooling).appends_eos
                 != pooling_ops.get_pooling(self.recipe.pooling).appends_eos
             ):
                 raise RecipeError(f"pooling {spec.pooling!r} tokenizes differently: build an embedder with it")
-        templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
-        self._start_stats(texts, templates)
+        texts, templates = self._prepare(texts, side, task, batch_size, allow_empty=not strict)
         if not texts:
             return {spec: torch.zeros((0, self.backbone.hidden_size)) for spec in specs}
-        texts = self._think(texts, side, task)
         started = time.perf_counter()
         if self.recipe.chunking == "none":
             total = len(texts) * len(templates)
@@ -333,12 +328,7 @@ class Embedder:
     ) -> ChunkedTexts:
         """Un-normalised float32 chunk vectors for every spec, with each chunk's text and span (see
         :meth:`encode_chunks`); empty texts are one chunk, embedded as :meth:`pool` with ``strict=False`` does."""
-        texts = validate_texts(texts, allow_empty=True)
-        if batch_size <= 0:
-            raise InputError(f"batch_size must be positive, not {batch_size}")
-        templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
-        self._start_stats(texts, templates)
-        texts = self._think(texts, side, task)
+        texts, templates = self._prepare(texts, side, task, batch_size, allow_empty=True)
         started = time.perf_counter()
         late = self.recipe.chunking == "late"
         chunked = pool_chunks(self, texts, specs, templates, task, batch_size, show_progress_bar, late)
@@ -379,10 +369,19 @@ class Embedder:
         self.last_stats |= self.thinker.last_stats
         return expanded
 
-    def _start_stats(self, texts: Sequence[str], templates: Sequence[PromptTemplate]) -> None:
+    def _prepare(
+        self, texts: Sequence[str], side: Side, task: str | None, batch_size: int, allow_empty: bool
+    ) -> tuple[list[str], tuple[PromptTemplate, ...]]:
+        """What every pooling call starts with: checked texts (queries followed by their rationale under
+        ``think``), the side's templates, and ``last_stats`` reset."""
+        texts = validate_texts(texts, allow_empty=allow_empty)
+        if batch_size <= 0:
+            raise InputError(f"batch_size must be positive, not {batch_size}")
+        templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
         empty = sum(1 for text in texts if not text.strip())
         self.last_stats = {"texts": len(texts), "views": len(templates), "tokens": 0, "seconds": 0.0}
         self.last_stats |= {"empty": empty, "truncated": 0}
+        return (self._think(texts, side, task) if texts else texts), templates
 
     def _pool_texts(
         self,
