@@ -100,3 +100,106 @@ def test_the_rerank_toggle_shows_the_rerankers_order(browser, tmp_path, tiny_emb
         moved = [item.find_element(By.CLASS_NAME, "moved").text for item in shown]
         assert moved == [f"search #{h.retrieval_rank}" for h in expected]
         assert "reranked by tiny" in browser.find_element(By.ID, "meta-left").text
+
+
+def _wait(browser, attribute: str, value: str = "true"):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute(attribute) == value)
+
+
+def _compare(browser, text: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    box = browser.find_element(By.ID, "texts")
+    box.clear()
+    if text:
+        browser.execute_script("arguments[0].value = arguments[1];", box, text)  # pasting, not typing 500 lines
+    browser.execute_script("document.body.dataset.compared = 'pending';")
+    browser.find_element(By.ID, "compare").click()
+    _wait(browser, "data-compared")
+
+
+def test_compare_mode_works_with_no_index_and_shows_the_librarys_similarities(browser, tiny_embedder):
+    import numpy as np
+    from selenium.webdriver.common.by import By
+
+    texts = ["A man is playing a guitar.", "Someone plays a guitar.", "Stocks fell on Monday.", "Cats sleep."]
+    with running(create_app({"tiny": tiny_embedder})) as base:
+        browser.get(base + "/")
+        _wait(browser, "data-ready")
+        assert browser.find_element(By.ID, "compare-panel").is_displayed()  # no index: compare is the first tab
+        recipe = browser.find_element(By.ID, "recipe-model").text
+        for part in ('model="', 'prompt="prompteol"', 'pooling="last"', 'dtype="float32"'):
+            assert part in recipe, recipe
+        _compare(browser, "\n".join(texts))
+        cells = browser.find_elements(By.CSS_SELECTOR, "#heatmap td")
+        shown = np.array([float(c.get_attribute("data-value")) for c in cells]).reshape(4, 4)
+        vectors = tiny_embedder.encode(texts)
+        expected = tiny_embedder.similarity(vectors, vectors)
+        assert np.abs(shown - expected).max() <= 1e-5
+        upper = np.triu(expected, 1) - np.tril(np.ones((4, 4)))
+        i, j = np.unravel_index(np.argmax(upper), upper.shape)
+        assert browser.find_element(By.ID, "nearest").get_attribute("data-pair") == f"{i},{j}"
+        browser.find_element(By.ID, "tab-search").click()
+        hint = browser.find_element(By.ID, "no-index")
+        assert hint.is_displayed() and "llembed serve --index" in hint.text and "--demo" in hint.text
+
+        for text, message in (("", "at least two sentences"), ("\n".join(["a line"] * 500), "you pasted 500")):
+            browser.find_element(By.ID, "tab-compare").click()
+            _compare(browser, text)
+            error = browser.find_element(By.ID, "compare-meta")
+            assert error.get_attribute("class") == "error" and message in error.text
+    # the server is gone now: the page says so instead of doing nothing
+    _compare(browser, "\n".join(texts))
+    assert "cannot reach the llembed server" in browser.find_element(By.ID, "compare-meta").text
+
+
+def test_a_keyed_server_asks_for_the_key_on_the_page(browser, tiny_embedder):
+    from selenium.webdriver.common.by import By
+
+    from llembed.serving import ServerSettings
+
+    with running(create_app({"tiny": tiny_embedder}, settings=ServerSettings(api_keys=("k-1",)))) as base:
+        browser.get(base + "/")
+        browser.execute_script("localStorage.removeItem('llembed-key');")
+        browser.get(base + "/")
+        _wait(browser, "data-ready")
+        assert "needs an API key" in browser.find_element(By.ID, "compare-meta").text
+        key = browser.find_element(By.ID, "api-key")
+        key.send_keys("k-1")
+        browser.execute_script(
+            "document.body.dataset.ready = 'false'; arguments[0].dispatchEvent(new Event('change'));", key
+        )
+        _wait(browser, "data-ready")
+        _compare(browser, "one text\nanother text")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#heatmap td")) == 4
+        browser.execute_script("localStorage.removeItem('llembed-key');")
+
+
+def test_serve_demo_builds_the_demo_index_once_and_search_shows_hits(browser, tmp_path, tiny_model_dirs, monkeypatch):
+    from selenium.webdriver.common.by import By
+
+    from llembed.index.demo import demo_queries
+    from llembed.serving.assembly import AppSpec, build_app
+
+    monkeypatch.setenv("LLEMBED_CACHE", str(tmp_path / "cache"))
+    spec = AppSpec(model=str(tiny_model_dirs["llama"]), fields=(("dtype", "float32"),), demo=True)
+    app = build_app(spec)
+    index = app.state.server.indexes["demo"].index
+    assert index.modes == ("dense", "sparse", "hybrid") and len(index) == 143  # the quick suite's SciFact sample
+    built = next((tmp_path / "cache" / "demo").iterdir())
+    stamp = (built / "manifest.json").stat().st_mtime_ns
+    build_app(spec)  # a second start reuses the cached index
+    assert (built / "manifest.json").stat().st_mtime_ns == stamp
+    query = demo_queries()[0]
+    with running(app) as base:
+        browser.get(base + "/")
+        _wait(browser, "data-ready")
+        assert browser.find_element(By.ID, "search-panel").is_displayed()
+        browser.find_element(By.ID, "query").send_keys(query)
+        browser.find_element(By.ID, "search").click()
+        _wait(browser, "data-done")
+        shown = [item.get_attribute("data-id") for item in browser.find_elements(By.CSS_SELECTOR, "#hits-left li.hit")]
+        assert shown == [hit.id for hit in index.search(query, k=5)[0]]

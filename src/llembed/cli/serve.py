@@ -39,6 +39,10 @@ def serve_command(
     reranker: Annotated[
         str | None, typer.Option(help="Serve another model as /v1/rerank's default (served causal LMs rerank too)")
     ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(help="Also serve a demo index 'demo' of SciFact abstracts (built once for this recipe, cached)"),
+    ] = False,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
     api_key: Annotated[
@@ -76,6 +80,7 @@ def serve_command(
         indexes=tuple(_named(value, "index") for value in index or []),
         indexes_only=no_model,
         reranker=reranker,
+        demo=demo,
         settings=settings,
     )
     if ray_replicas is not None:

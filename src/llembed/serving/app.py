@@ -241,6 +241,12 @@ class Server:
         return texts, total
 
 
+def _shown_recipe(embedder: Embedder) -> dict:
+    """The recipe's fields that are set (the dtype as loaded, not ``auto``): what the playground shows."""
+    recipe = {k: v for k, v in embedder.recipe.to_dict().items() if v not in (None, False, [], {})}
+    return recipe | {"dtype": str(embedder.backbone.dtype).removeprefix("torch.")}
+
+
 def _encode_vectors(vectors: np.ndarray, encoding: str) -> list:
     if encoding == "base64":  # little-endian float32, what the OpenAI client decodes by default
         return [base64.b64encode(np.ascontiguousarray(v, dtype="<f4").tobytes()).decode("ascii") for v in vectors]
@@ -318,6 +324,7 @@ def create_app(
                     "owned_by": "llembed",
                     "dimension": m.embedder.dimension,
                     "rerank": name in server.rerankers,
+                    "recipe": _shown_recipe(m.embedder),
                 }
                 for name, m in server.models.items()
             ]

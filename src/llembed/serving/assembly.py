@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llembed.errors import InputError
 from llembed.serving.settings import ServerSettings
 
 
@@ -26,6 +27,8 @@ class AppSpec:
     """Serve no model of its own, only each index's embedder."""
     reranker: str | None = None
     """Another model to serve as the default reranker of ``/v1/rerank`` (served causal LMs rerank too)."""
+    demo: bool = False
+    """Also serve the demo index (``demo``: SciFact abstracts, built once for the served recipe and cached)."""
     settings: ServerSettings = field(default_factory=ServerSettings)
 
 
@@ -48,6 +51,12 @@ def build_app(spec: AppSpec):
         models[spec.name or served_name(spec.model, embedder)] = embedder
     shared = next(iter(models.values()), None)
     indexes = {}
+    if spec.demo:
+        from llembed.index.demo import demo_index
+
+        if shared is None:
+            raise InputError("--demo indexes with the served model: drop --indexes-only")
+        indexes["demo"] = VectorIndex.load(demo_index(shared), shared)
     for name, path in spec.indexes:
         # an index built with the served recipe shares its embedder; another recipe brings its own
         same = shared is not None and VectorIndex.read_manifest(path).get("recipe_hash") == recipe_hash(shared)
