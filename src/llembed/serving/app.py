@@ -358,7 +358,8 @@ def create_app(
         parsed = parse_embedding_request(await server.read_json(request), server.settings.max_texts_per_request)
         model = server.model(parsed.model)
         formatter = model.formatter(parsed.dimensions)
-        texts, tokens = server.texts_and_tokens(parsed, model)
+        # tokenizing (to check the limits) off the event loop: other requests keep being read meanwhile
+        texts, tokens = await asyncio.to_thread(server.texts_and_tokens, parsed, model)
         try:
             pooled = await model.batcher.embed(texts, parsed.side, parsed.task, tokens)
         except LlembedError as exc:
@@ -399,9 +400,9 @@ def create_app(
             raise RequestError(
                 400, f"index {name!r} has no sparse part for mode {parsed.mode!r} (build it with --sparse)", "mode"
             )
-        lengths = [
-            len(ids) for ids in entry.model.embedder.tokenizer(parsed.queries, add_special_tokens=False)["input_ids"]
-        ]
+        tokenizer = entry.model.embedder.tokenizer
+        counted = await asyncio.to_thread(tokenizer, parsed.queries, add_special_tokens=False)
+        lengths = [len(ids) for ids in counted["input_ids"]]
         pooled = await entry.model.batcher.embed(parsed.queries, "query", None, sum(lengths))
         hits = await asyncio.to_thread(entry.index.search_pooled, pooled, parsed.k, parsed.mode)
         return {
