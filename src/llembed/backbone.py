@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from llembed.errors import RecipeError
+from llembed.errors import InputError, RecipeError
 from llembed.model_sources import ModelSource, dequantized_gguf
 from llembed.prefix_cache import PrefixCache, PrefixState
 from llembed.prompts import BlockHook
@@ -358,6 +358,15 @@ class Backbone:
             for handle in handles:
                 handle.remove()
         return {index: captured[index] for index in layer_ids}
+
+
+def load_backbone(source: ModelSource, recipe, device: str | None = None, threads: int | None = None) -> Backbone:
+    """The backbone a resolved recipe names (its dtype and adapter), after setting torch's intra-op ``threads``."""
+    if threads is not None:
+        if threads <= 0:
+            raise InputError(f"threads must be positive, not {threads}")
+        torch.set_num_threads(threads)
+    return Backbone.load(source, dtype=recipe.dtype, device=device, adapter=recipe.adapter)
 
 
 def merge_adapter(model: nn.Module, adapter_dir: str) -> nn.Module:

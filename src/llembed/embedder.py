@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from llembed import pooling as pooling_ops
-from llembed.backbone import Backbone
+from llembed.backbone import Backbone, load_backbone
 from llembed.batching import GROUP_TEXTS, token_budget_batches
 from llembed.chunked import ChunkedTexts, TextChunks, pool_chunks
 from llembed.errors import InputError, RecipeError
@@ -123,12 +123,8 @@ class Embedder:
         cls, resolved: Resolved, device: str | None = None, threads: int | None = None, compile: bool = False
     ) -> Embedder:
         """Load a resolved model (see :func:`llembed.resolve.resolve`)."""
-        if threads is not None:
-            if threads <= 0:
-                raise InputError(f"threads must be positive, not {threads}")
-            torch.set_num_threads(threads)
         recipe = resolved.recipe
-        backbone = Backbone.load(resolved.source, dtype=recipe.dtype, device=device, adapter=recipe.adapter)
+        backbone = load_backbone(resolved.source, recipe, device, threads)
         if compile:
             backbone.compile()
         return cls(backbone, recipe, resolved.defaults)

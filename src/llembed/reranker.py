@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from llembed.backbone import Backbone
+from llembed.backbone import Backbone, load_backbone
 from llembed.batching import token_budget_batches
 from llembed.embedder import DEFAULT_MAX_BATCH_TOKENS, Embedder, validate_texts
 from llembed.errors import InputError, RecipeError
@@ -74,13 +74,7 @@ class Reranker:
 
     @classmethod
     def load(cls, resolved: Resolved, device: str | None = None, threads: int | None = None) -> Reranker:
-        if threads is not None:
-            if threads <= 0:
-                raise InputError(f"threads must be positive, not {threads}")
-            torch.set_num_threads(threads)
-        recipe = resolved.recipe
-        backbone = Backbone.load(resolved.source, dtype=recipe.dtype, device=device, adapter=recipe.adapter)
-        return cls(backbone, recipe)
+        return cls(load_backbone(resolved.source, resolved.recipe, device, threads), resolved.recipe)
 
     @classmethod
     def of(cls, embedder: Embedder, **recipe_fields: Any) -> Reranker:

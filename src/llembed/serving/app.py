@@ -166,14 +166,7 @@ class Server:
         return parse_json(body)
 
     def model(self, name: str | None) -> ServedModel:
-        if name is None or name == "":
-            return next(iter(self.models.values()))
-        if name not in self.models:
-            served = ", ".join(self.models)
-            raise RequestError(
-                404, f"model {name!r} is not served here (serving: {served})", "model", "model_not_found"
-            )
-        return self.models[name]
+        return _served(self.models, name, "model", "serving")
 
     def reranker(self, name: str | None) -> ServedReranker:
         if not self.rerankers:
@@ -183,14 +176,7 @@ class Server:
                 "model",
                 "model_not_found",
             )
-        if name is None or name == "":
-            return next(iter(self.rerankers.values()))
-        if name not in self.rerankers:
-            served = ", ".join(self.rerankers)
-            raise RequestError(
-                404, f"reranker {name!r} is not served here (reranking: {served})", "model", "model_not_found"
-            )
-        return self.rerankers[name]
+        return _served(self.rerankers, name, "reranker", "reranking")
 
     def document_tokens(self, reranker: Reranker, query: str, documents: list[str]) -> tuple[list[list[int]], int]:
         """The documents' token ids, each within the per-text limit, and the request's tokens (query + documents)."""
@@ -239,6 +225,17 @@ class Server:
         if total > s.max_tokens_per_request:
             raise RequestError(400, f"the request has {total} tokens; at most {s.max_tokens_per_request}", "input")
         return texts, total
+
+
+def _served(table: dict, name: str | None, what: str, listing: str):
+    """``table[name]``, the first entry when no name is given, or a 404 naming what is served."""
+    if name is None or name == "":
+        return next(iter(table.values()))
+    if name not in table:
+        raise RequestError(
+            404, f"{what} {name!r} is not served here ({listing}: {', '.join(table)})", "model", "model_not_found"
+        )
+    return table[name]
 
 
 def _shown_recipe(embedder: Embedder) -> dict:
