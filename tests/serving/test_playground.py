@@ -178,28 +178,38 @@ def test_a_keyed_server_asks_for_the_key_on_the_page(browser, tiny_embedder):
         browser.execute_script("localStorage.removeItem('llembed-key');")
 
 
-def test_serve_demo_builds_the_demo_index_once_and_search_shows_hits(browser, tmp_path, tiny_model_dirs, monkeypatch):
+def test_serve_demo_builds_two_recipes_once_and_search_compares_them(browser, tmp_path, tiny_model_dirs, monkeypatch):
     from selenium.webdriver.common.by import By
 
     from llembed.index.demo import demo_queries
     from llembed.serving.assembly import AppSpec, build_app
 
     monkeypatch.setenv("LLEMBED_CACHE", str(tmp_path / "cache"))
-    spec = AppSpec(model=str(tiny_model_dirs["llama"]), fields=(("dtype", "float32"),), demo=True)
+    spec = AppSpec(model=str(tiny_model_dirs["llama"]), fields=(("dtype", "float32"), ("pooling", "last")), demo=True)
     app = build_app(spec)
-    index = app.state.server.indexes["demo"].index
-    assert index.modes == ("dense", "sparse", "hybrid") and len(index) == 143  # the quick suite's SciFact sample
-    built = next((tmp_path / "cache" / "demo").iterdir())
-    stamp = (built / "manifest.json").stat().st_mtime_ns
-    build_app(spec)  # a second start reuses the cached index
-    assert (built / "manifest.json").stat().st_mtime_ns == stamp
+    served = app.state.server.indexes
+    assert list(served) == ["demo", "demo-mean"]  # the served recipe and its contrast, on one loaded backbone
+    served_recipe, contrast = (served[name].index.embedder.recipe for name in served)
+    assert (served_recipe.pooling, contrast.pooling, contrast.prompt) == ("last", "mean", "none")
+    assert served["demo"].index.embedder.backbone is served["demo-mean"].index.embedder.backbone
+    for entry in served.values():
+        assert entry.index.modes == ("dense", "sparse", "hybrid") and len(entry.index) == 143  # SciFact sample
+    built = sorted((tmp_path / "cache" / "demo").iterdir())
+    assert len(built) == 2
+    stamps = [(folder / "manifest.json").stat().st_mtime_ns for folder in built]
+    build_app(spec)  # a second start reuses both cached indexes
+    assert [(folder / "manifest.json").stat().st_mtime_ns for folder in built] == stamps
     query = demo_queries()[0]
     with running(app) as base:
         browser.get(base + "/")
         _wait(browser, "data-ready")
         assert browser.find_element(By.ID, "search-panel").is_displayed()
+        assert browser.find_element(By.ID, "index-right").get_attribute("value") == "demo-mean"
+        assert 'pooling="mean"' in browser.find_element(By.ID, "recipe-right").text
         browser.find_element(By.ID, "query").send_keys(query)
         browser.find_element(By.ID, "search").click()
         _wait(browser, "data-done")
-        shown = [item.get_attribute("data-id") for item in browser.find_elements(By.CSS_SELECTOR, "#hits-left li.hit")]
-        assert shown == [hit.id for hit in index.search(query, k=5)[0]]
+        for side, name in (("left", "demo"), ("right", "demo-mean")):
+            items = browser.find_elements(By.CSS_SELECTOR, f"#hits-{side} li.hit")
+            shown = [item.get_attribute("data-id") for item in items]
+            assert shown == [hit.id for hit in served[name].index.search(query, k=5)[0]]

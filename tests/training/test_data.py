@@ -104,6 +104,35 @@ def test_from_step_resumes_exactly_where_a_run_was():
     assert [step for step, _ in uninterrupted] == list(range(12))
 
 
+def test_task_weights_scale_each_tasks_batches_and_stay_resumable():
+    examples = _examples(["a"] * 12 + ["b"] * 12)  # 4 batches of 3 each
+    batches = TaskBatches(examples, batch_size=3, seed=3, weights={"a": 2, "b": 0.5})
+    assert batches.batches_per_epoch == 8 + 2
+    assert batches.task_shares == {"a": 0.8, "b": 0.2}
+    epoch = batches.epoch(0)
+    a_rows = [i for rows in epoch if examples[rows[0]].task == "a" for i in rows]
+    assert sorted(a_rows) == sorted(list(range(12)) * 2)  # every "a" example exactly twice
+    b_rows = [i for rows in epoch if examples[rows[0]].task == "b" for i in rows]
+    assert len(b_rows) == len(set(b_rows)) == 6 and all(i >= 12 for i in b_rows)
+    assert batches.epoch(0) == epoch
+    unweighted = TaskBatches(examples, batch_size=3, seed=3, weights={"a": 1.0})
+    assert unweighted.epoch(0) == TaskBatches(examples, batch_size=3, seed=3).epoch(0)  # weight 1 changes nothing
+    stream = batches.from_step(0)
+    uninterrupted = [next(stream) for _ in range(25)]
+    resumed = batches.from_step(13)
+    assert [next(resumed) for _ in range(12)] == uninterrupted[13:]
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [({"c": 1.0}, "names tasks the data does not have: c; its tasks: a, b"), ({"a": 0}, "positive numbers: a=0"),
+     ({"b": -1.5}, "positive numbers: b=-1.5")],
+)  # fmt: skip
+def test_bad_task_weights_are_named(weights, message):
+    with pytest.raises(InputError, match=message):
+        TaskBatches(_examples(["a"] * 6 + ["b"] * 6), batch_size=3, weights=weights)
+
+
 def test_batch_larger_than_every_task_is_an_error():
     with pytest.raises(InputError, match="larger than every task"):
         TaskBatches(_examples(["a"] * 3), batch_size=4)

@@ -1,5 +1,7 @@
 """The training loop on tiny models and real SNLI triplets: resume, outputs, objectives."""
 
+import json
+
 import pytest
 import torch
 
@@ -205,3 +207,18 @@ def test_unknown_recipe_key_in_a_train_config_is_named(tiny_config):
 
     with pytest.raises(RecipeError, match="poolin"):
         Trainer(tiny_config(recipe={"model": "x", "poolin": "last"}))
+
+
+def test_a_planted_evaluation_leak_stops_training_before_the_model_loads(tiny_config, snli_slice, tmp_path):
+    from llembed.evaluation.decontamination import load_held_out
+
+    claims = list(load_held_out(["scifact"])[0].queries.values())[:3]
+    planted = write_jsonl(tmp_path / "planted.jsonl", [{"query": c, "positive": "a passage"} for c in claims])
+    with pytest.raises(InputError, match=r"SciFact queries: 3 of 300 in the training data \(3 exactly\)"):
+        Trainer(tiny_config(data=[str(snli_slice), str(planted)], recipe={"model": "not loaded", "pooling": "last"}))
+    trainer = Trainer(tiny_config(data=[str(snli_slice), str(planted)], on_leak="drop", max_steps=2))
+    assert len(trainer.batches.examples) == 64  # the SNLI slice, without the 3 planted claims
+    trainer.train()
+    report = json.loads((tmp_path / "run" / "decontamination.json").read_text(encoding="utf-8"))
+    assert report["leaks"] == 1 and report["on_leak"] == "drop"
+    assert Trainer(tiny_config(data=[str(planted)], held_out=[], batch_size=3)).contamination is None

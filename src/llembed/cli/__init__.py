@@ -21,7 +21,7 @@ from llembed.cli.embed import embed_command, export_st_command, strategies_comma
 from llembed.cli.evaluate import eval_command  # noqa: E402
 from llembed.cli.serve import index_app, rerank_command, search_command, serve_command  # noqa: E402
 from llembed.cli.synth import serve_generator_command, synth_app  # noqa: E402
-from llembed.cli.train import mine_command, train_command  # noqa: E402
+from llembed.cli.train import decontaminate_command, mine_command, train_command  # noqa: E402
 
 app = typer.Typer(help="Turn any decoder-only LLM into a text-embedding model.", no_args_is_help=True)
 app.command("embed")(embed_command)
@@ -30,6 +30,7 @@ app.command("strategies")(strategies_command)
 app.command("export-st")(export_st_command)
 app.command("train")(train_command)
 app.command("mine-negatives")(mine_command)
+app.command("decontaminate")(decontaminate_command)
 app.add_typer(synth_app, name="synth")
 app.command("serve-generator")(serve_generator_command)
 app.command("serve")(serve_command)

@@ -41,7 +41,10 @@ def serve_command(
     ] = None,
     demo: Annotated[
         bool,
-        typer.Option(help="Also serve a demo index 'demo' of SciFact abstracts (built once for this recipe, cached)"),
+        typer.Option(
+            help="Also serve demo indexes of SciFact abstracts: 'demo' (this recipe) and a contrasting recipe "
+            "(built once each, cached), to compare side by side in the playground"
+        ),
     ] = False,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,

@@ -1,4 +1,5 @@
-"""``llembed train`` and ``llembed mine-negatives``: thin commands over :mod:`llembed.training`."""
+"""``llembed train``, ``llembed mine-negatives`` and ``llembed decontaminate``: thin commands over
+:mod:`llembed.training` and :mod:`llembed.evaluation.decontamination`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typer
 from rich.table import Table
 
 from llembed.cli.common import BatchSizeOpt, ModelOpt, RecipeOpt, console, handle_errors, load_embedder, out
+from llembed.errors import InputError
 
 
 @handle_errors
@@ -72,3 +74,45 @@ def mine_command(
     write_examples(output, mined)
     console.print(report.summary())
     console.print(f"wrote {output}")
+
+
+@handle_errors
+def decontaminate_command(
+    data: Annotated[list[Path], typer.Argument(help="Training files: JSONL examples, or .txt / JSONL sentences")],
+    held_out: Annotated[
+        list[str] | None,
+        typer.Option(help="Evaluation set to check against (repeat): bundled (all), a bundled name or a folder"),
+    ] = None,
+    json_output: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here")] = None,
+    all_parts: Annotated[bool, typer.Option(help="List clean parts too, not only those with an overlap")] = False,
+) -> None:
+    """How many evaluation texts a training set holds, exactly and normalised (case, Unicode, whitespace).
+
+    Exit status 1 when a scored item (a test query, document, pair or text) is found: a leak."""
+    import json
+
+    from llembed.evaluation.decontamination import ContaminationReport, TrainingTexts, check, load_held_out
+    from llembed.io_utils import atomic_write_text
+    from llembed.training.data import load_examples, load_sentences
+
+    training = TrainingTexts()
+    for path in data:
+        if path.suffix == ".txt":
+            training.add(load_sentences(path))
+        else:
+            try:
+                examples = load_examples(path)
+            except InputError:  # not examples: sentences (a "text" field per line)
+                training.add(load_sentences(path))
+                continue
+            training.add_examples(examples)
+    report = check(training, load_held_out(held_out or ["bundled"]))
+    if json_output is not None:
+        atomic_write_text(json_output, json.dumps(report.to_dict(), indent=1) + "\n")
+    shown = report.overlaps if all_parts else [o for o in report.overlaps if o.normalized]
+    out.print(ContaminationReport(shown).table(f"evaluation texts found in {', '.join(map(str, data))}"))
+    checked = len({o.dataset for o in report.overlaps})
+    if report.leaks:
+        console.print(f"[red]{len(report.leaks)} leak(s)[/red] in {checked} evaluation sets:\n{report.summary()}")
+        raise typer.Exit(1)
+    console.print(f"no scored evaluation item found in the training data ({checked} evaluation sets checked)")

@@ -28,7 +28,8 @@ class AppSpec:
     reranker: str | None = None
     """Another model to serve as the default reranker of ``/v1/rerank`` (served causal LMs rerank too)."""
     demo: bool = False
-    """Also serve the demo index (``demo``: SciFact abstracts, built once for the served recipe and cached)."""
+    """Also serve the demo indexes (SciFact abstracts, built once per recipe and cached): ``demo`` for the served
+    recipe and ``demo-<pooling>`` for a contrasting one, so the playground compares two recipes out of the box."""
     settings: ServerSettings = field(default_factory=ServerSettings)
 
 
@@ -52,11 +53,12 @@ def build_app(spec: AppSpec):
     shared = next(iter(models.values()), None)
     indexes = {}
     if spec.demo:
-        from llembed.index.demo import demo_index
+        from llembed.index.demo import demo_indexes
 
         if shared is None:
             raise InputError("--demo indexes with the served model: drop --indexes-only")
-        indexes["demo"] = VectorIndex.load(demo_index(shared), shared)
+        for name, (embedder, path) in demo_indexes(shared).items():
+            indexes[name] = VectorIndex.load(path, embedder)
     for name, path in spec.indexes:
         # an index built with the served recipe shares its embedder; another recipe brings its own
         same = shared is not None and VectorIndex.read_manifest(path).get("recipe_hash") == recipe_hash(shared)

@@ -29,6 +29,7 @@ from llembed.training.losses.embedder_distillation import MODES
 OBJECTIVES = ("contrastive", "mntp", "simcse", "rerank")
 RERANK_LOSSES = ("listwise", "pointwise")
 METHODS = ("lora", "full")
+ON_LEAK = ("fail", "drop", "warn")
 SCHEDULES = ("linear", "cosine", "constant_with_warmup")
 
 
@@ -60,6 +61,9 @@ class TrainConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     batch_size: int = 32
     chunk_size: int | None = None
+    task_weights: dict[str, float] | None = None
+    """Per task (the examples' ``task``): how many of its batches an epoch draws, relative to its size (2: its
+    examples twice, 0.5: half of them); unnamed tasks weigh 1."""
     num_negatives: int | None = None
     """Hard negatives per example (the same for all, so batches gather evenly); default: the fewest any has."""
     max_steps: int = 100
@@ -94,10 +98,18 @@ class TrainConfig:
     """Also write the base model with the adapter merged in (``merged/``), loadable without peft."""
     export_sentence_transformers: bool = False
     threads: int | None = None
+    held_out: list[str] = field(default_factory=lambda: ["bundled"])
+    """Evaluation sets no training example may hold a scored item of (a test query, document, pair or text):
+    ``bundled`` (every set shipped with llembed), bundled names or dataset folders; ``[]`` skips the check."""
+    on_leak: str = "fail"
+    """A held-out item found in the training data: ``fail`` (stop before training, naming it), ``drop`` (train
+    without the examples holding one) or ``warn``. The report is written to ``decontamination.json``."""
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):
             self.data = [self.data]
+        if isinstance(self.held_out, str):
+            self.held_out = [self.held_out]
         if isinstance(self.lora, dict):
             self.lora = _build(LoraSettings, self.lora, "lora")
         if isinstance(self.teacher, dict):
@@ -111,6 +123,7 @@ class TrainConfig:
             (self.objective in OBJECTIVES, f"objective must be one of {', '.join(OBJECTIVES)}"),
             (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.on_leak in ON_LEAK, f"on_leak must be one of {', '.join(ON_LEAK)}"),
             (self.rerank_loss in RERANK_LOSSES, f"rerank_loss must be one of {', '.join(RERANK_LOSSES)}"),
             (self.bf16 in ("auto", "true", "false"), "bf16 must be auto, true or false"),
             (self.batch_size > 0, "batch_size must be positive"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,12 +127,15 @@ class TaskBatches:
 
     The order is a pure function of ``(seed, epoch)``: a resumed run asks for step ``k`` and gets exactly the
     batch an uninterrupted run had at step ``k``. A task's leftover examples (fewer than a batch) are dropped
-    for that epoch and, being reshuffled, come back in the next.
+    for that epoch and, being reshuffled, come back in the next. ``weights`` scale how many of a task's batches
+    an epoch holds: 2 draws its examples twice (two shuffles), 0.5 a random half of its batches; unnamed
+    tasks weigh 1.
     """
 
     examples: Sequence[TrainExample]
     batch_size: int
     seed: int = 0
+    weights: Mapping[str, float] | None = None
     _by_task: dict[str, list[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -142,26 +145,53 @@ class TaskBatches:
         for index, example in enumerate(self.examples):
             by_task[example.task].append(index)
         self._by_task = dict(sorted(by_task.items()))
+        weights = dict(self.weights or {})
+        unknown = sorted(set(weights) - set(self._by_task))
+        if unknown:
+            raise InputError(
+                f"task_weights names tasks the data does not have: {', '.join(unknown)}; "
+                f"its tasks: {', '.join(self._by_task)}"
+            )
+        bad = [f"{task}={weight!r}" for task, weight in weights.items()
+               if not isinstance(weight, int | float) or not weight > 0]  # fmt: skip
+        if bad:
+            raise InputError(f"task_weights must be positive numbers: {', '.join(bad)}")
+        self.weights = weights
         if self.batches_per_epoch == 0:
             largest = max(len(rows) for rows in self._by_task.values())
             raise InputError(
                 f"batch_size {self.batch_size} is larger than every task's example count (largest: {largest})"
             )
 
+    def _task_batches(self, task: str) -> int:
+        """Batches of ``task`` in one epoch, its weight applied."""
+        whole = len(self._by_task[task]) // self.batch_size
+        return round(whole * self.weights.get(task, 1.0))
+
     @property
     def batches_per_epoch(self) -> int:
-        return sum(len(rows) // self.batch_size for rows in self._by_task.values())
+        return sum(self._task_batches(task) for task in self._by_task)
+
+    @property
+    def task_shares(self) -> dict[str, float]:
+        """Each task's share of an epoch's batches (what the weights come to)."""
+        total = self.batches_per_epoch
+        return {task: self._task_batches(task) / total for task in self._by_task}
 
     def epoch(self, epoch: int) -> list[list[int]]:
         rng = random.Random(f"{self.seed}:{epoch}")
         batches = []
-        for rows in self._by_task.values():
-            shuffled = list(rows)
-            rng.shuffle(shuffled)
-            batches += [
-                shuffled[i : i + self.batch_size]
-                for i in range(0, len(shuffled) - self.batch_size + 1, self.batch_size)
-            ]
+        for task, rows in self._by_task.items():
+            wanted = self._task_batches(task)
+            drawn: list[list[int]] = []
+            while len(drawn) < wanted:  # a weight above 1 reshuffles the task's examples for each further pass
+                shuffled = list(rows)
+                rng.shuffle(shuffled)
+                drawn += [
+                    shuffled[i : i + self.batch_size]
+                    for i in range(0, len(shuffled) - self.batch_size + 1, self.batch_size)
+                ]
+            batches += drawn[:wanted]
         rng.shuffle(batches)
         return batches
 

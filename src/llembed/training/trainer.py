@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from llembed.backbone import cpu_has_native_bf16
 from llembed.embedder import Embedder
 from llembed.errors import InputError, RecipeError
+from llembed.evaluation.decontamination import ContaminationReport, TrainingTexts, check, drop_leaks, load_held_out
 from llembed.io_utils import atomic_write_text
 from llembed.recipe import Recipe
 from llembed.reranker import Reranker
@@ -71,6 +72,8 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
+        self.contamination: ContaminationReport | None = None
+        self.batches = self._batches()  # before the model loads: bad or leaking data fails fast
         self.base_recipe = Recipe.from_dict(config.recipe)  # unknown keys: a RecipeError naming them
         self.embedder = Embedder.from_recipe(self.base_recipe.replace(truncation=True, dtype="float32"))
         if self.embedder.recipe.max_length > config.max_length:
@@ -101,7 +104,6 @@ class Trainer:
         self.scheduler = get_scheduler(
             config.schedule, self.optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps
         )
-        self.batches = self._batches()
         self.infonce = InfoNCELoss(config.temperature, config.symmetric, config.matryoshka_dims)
         self.cosent = CoSENTLoss(config.cosent_scale, config.matryoshka_dims)
         self.score_loss = ScoreDistillationLoss(config.temperature, config.teacher_temperature)
@@ -136,7 +138,29 @@ class Trainer:
             sentences = load_sentences(config.data)
             examples = [TrainExample(text, text) for text in sentences]
             self.num_negatives = 0
-        return TaskBatches(examples, config.batch_size, config.seed)
+        return TaskBatches(self._decontaminate(examples), config.batch_size, config.seed, config.task_weights)
+
+    def _decontaminate(self, examples: list[TrainExample]) -> list[TrainExample]:
+        """Check the examples against the held-out evaluation sets and act as ``on_leak`` says."""
+        config = self.config
+        if not config.held_out:
+            return examples
+        datasets = load_held_out(config.held_out)
+        self.contamination = report = check(TrainingTexts.of_examples(examples), datasets)
+        if not report.leaks:
+            return examples
+        found = report.summary()
+        if config.on_leak == "fail":
+            raise InputError(
+                f"the training data holds items of held-out evaluation sets:\n{found}\nRemove them, or set "
+                "on_leak: drop (train without those examples) or on_leak: warn in the train config"
+            )
+        if config.on_leak == "drop":
+            examples, dropped = drop_leaks(examples, datasets)
+            logger.warning("dropped %d training examples holding held-out evaluation items:\n%s", len(dropped), found)
+        else:
+            logger.warning("training on held-out evaluation items (on_leak: warn):\n%s", found)
+        return examples
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
@@ -249,6 +273,9 @@ class Trainer:
         if world.is_main:
             out.mkdir(parents=True, exist_ok=True)
             config.save(out / "train_config.yaml")
+            if self.contamination is not None:
+                report = self.contamination.to_dict() | {"held_out": config.held_out, "on_leak": config.on_leak}
+                atomic_write_text(out / "decontamination.json", json.dumps(report, indent=1) + "\n")
         started = time.perf_counter() - (self.log[-1]["seconds"] if self.log else 0.0)
         bar = tqdm(total=config.max_steps, initial=start, desc="training", unit="step", disable=not world.is_main)
         with bar:
