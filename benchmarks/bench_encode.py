@@ -3,9 +3,12 @@
     python benchmarks/bench_encode.py [--texts 2000] [--icl-texts 300] [--json benchmarks/results/bench_encode.json]
 
 Prints tokens/s and texts/s of each system with ratios, the machine's measured fp32/bf16 matmul peak and
-llembed's share of it, cosine of llembed's vectors to the fp32 reference, and peak RSS; then a second scenario
-with a ~200-token in-context-learning prefix. Texts: unique STS Benchmark train sentences (bundled, real).
-All systems use last-token pooling on SmolLM2-135M-Instruct (the default model).
+llembed's share of it, cosine of llembed's vectors to the fp32 reference, and peak RSS; then llembed's int8 path
+(``dtype="int8"``); then length mixes (short sentences, mixed 5–60 words, long abstracts cut at 512 tokens)
+against sentence-transformers at the CPU's best dtype; then a scenario with a ~200-token in-context-learning
+prefix. Texts: unique STS Benchmark train sentences and SciFact abstracts (bundled, real). All systems use
+last-token pooling on SmolLM2-135M-Instruct (the default model). llama.cpp (``llama-cpp-python`` on the same
+GGUF) joins as a peer when it is importable; it is never a dependency (it compiles from source).
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ def transformers_encoder(model_dir: Path, batch_size: int):
     return encode
 
 
-def sentence_transformers_encoder(model_dir: Path, dtype: torch.dtype, batch_size: int):
+def sentence_transformers_encoder(model_dir: Path, dtype: torch.dtype, batch_size: int, max_length: int | None = None):
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
@@ -107,7 +110,85 @@ def sentence_transformers_encoder(model_dir: Path, dtype: torch.dtype, batch_siz
     )
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="lasttoken")
     model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
+    if max_length is not None:
+        model.max_seq_length = max_length
     return lambda texts: model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+
+
+def mixed_length_texts(count: int, seed: int = 0, low: int = 5, high: int = 60) -> list[str]:
+    """Real running text cut to a random length of ``low``–``high`` words each (STS-B train sentences, joined):
+    more padding per batch than sentences of similar length."""
+    import random
+
+    rng = random.Random(seed)
+    words = " ".join(real_sentences(3000, min_words=1)).split()
+    texts, position = [], 0
+    for _ in range(count):
+        length = rng.randint(low, high)
+        if position + length > len(words):
+            position = 0
+        texts.append(" ".join(words[position : position + length]))
+        position += length
+    return texts
+
+
+def long_texts(count: int, min_words: int = 150) -> list[str]:
+    """SciFact abstracts of at least ``min_words`` words (bundled, real): documents, not sentences."""
+    rows = (json.loads(line) for line in (DATA_DIR / "scifact" / "corpus.jsonl").open(encoding="utf-8"))
+    texts = [f"{r.get('title', '')}. {r['text']}".strip() for r in rows if len(r["text"].split()) >= min_words]
+    return texts[:count]
+
+
+def length_mix_scenario(model_dir: Path, best_dtype: str, batch_size: int, sizes: dict[str, int]) -> dict:
+    """llembed (its best dtype, and int8) against sentence-transformers at the same dtype, per length mix,
+    texts cut at 512 tokens by every system."""
+    peer_dtype = torch.bfloat16 if best_dtype == "bfloat16" else torch.float32
+    ours = Embedder.from_pretrained(None, prompt="none", pooling="last", dtype=best_dtype, max_length=512,
+                                    truncation=True)  # fmt: skip
+    int8 = Embedder.from_pretrained(None, prompt="none", pooling="last", dtype="int8", max_length=512,
+                                    truncation=True)  # fmt: skip
+    st = sentence_transformers_encoder(model_dir, peer_dtype, batch_size, max_length=512)
+    mixes = {
+        "short sentences": real_sentences(sizes["short"]),
+        "mixed 5-60 words": mixed_length_texts(sizes["mixed"]),
+        "long abstracts (cut at 512 tokens)": long_texts(sizes["long"]),
+    }
+    report = {}
+    for name, texts in mixes.items():
+        ids = ours.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=512)["input_ids"]
+        tokens = sum(map(len, ids))
+        longest = max(map(len, ids))
+        print(f"\n{name}: {len(texts)} texts, {tokens} tokens (mean {tokens / len(texts):.0f}, max {longest}):")
+        peer_name = f"sentence-transformers {'bf16' if peer_dtype == torch.bfloat16 else 'fp32'}"
+        rows = [
+            run(f"llembed {best_dtype}", lambda t: ours.encode(t, batch_size=batch_size, show_progress_bar=False),
+                texts, tokens),
+            run("llembed int8", lambda t: int8.encode(t, batch_size=batch_size, show_progress_bar=False),
+                texts, tokens),
+            run(peer_name, st, texts, tokens),
+        ]  # fmt: skip
+        reference = rows[2]["vectors"]
+        for row in rows:
+            row["cosine_to_peer_min"] = float((row.pop("vectors") * reference).sum(axis=1).min())
+        peer = rows[2]["tokens_per_s"]
+        print(
+            f"  llembed {best_dtype} / {peer_name} {rows[0]['tokens_per_s'] / peer:.2f}×, "
+            f"llembed int8 / {peer_name} {rows[1]['tokens_per_s'] / peer:.2f}×; min cosine to the peer: "
+            + ", ".join(f"{r['system']} {r['cosine_to_peer_min']:.4f}" for r in rows[:2])
+        )
+        report[name] = {"texts": len(texts), "tokens": tokens, "results": rows}
+    return report
+
+
+def llama_cpp_encoder(gguf: Path, batch_size: int):
+    """llama.cpp through llama-cpp-python on the same GGUF, last-token pooling (None when not installed)."""
+    try:
+        from llama_cpp import LLAMA_POOLING_TYPE_LAST, Llama
+    except ImportError:
+        return None
+    model = Llama(str(gguf), embedding=True, pooling_type=LLAMA_POOLING_TYPE_LAST, n_ctx=512,
+                  n_threads=torch.get_num_threads(), n_batch=512, verbose=False)  # fmt: skip
+    return lambda texts: np.asarray([model.embed(t) for t in texts], dtype=np.float32)
 
 
 def icl_demonstrations(count: int = 12) -> list[list[str]]:
@@ -181,6 +262,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "bench_encode.json")
     parser.add_argument("--compile", action="store_true", help="also measure llembed under torch.compile")
     parser.add_argument("--stream-texts", type=int, default=0, help="only measure streaming memory over N texts")
+    parser.add_argument("--mixed-texts", type=int, default=600, help="length mixes: texts of 5–60 words")
+    parser.add_argument("--long-texts", type=int, default=150, help="length mixes: SciFact abstracts")
+    parser.add_argument("--no-length-mixes", action="store_true", help="skip the length-mix scenario")
     args = parser.parse_args()
     if args.stream_texts:
         result = stream_memory(args.stream_texts, args.batch_size)
@@ -242,6 +326,18 @@ def main() -> None:
             "  sentence-transformers bf16         skipped: this CPU has no native bf16 (emulated bf16 matmul "
             f"runs at {peaks['bfloat16']:.1f} GFLOP/s)"
         )
+    int8 = Embedder.from_pretrained(None, prompt="none", pooling="last", dtype="int8", normalize=False)
+    results.append(
+        run(
+            "llembed int8", lambda t: int8.encode(t, batch_size=args.batch_size, show_progress_bar=False), texts, tokens
+        )  # fmt: skip
+    )
+    source = locate(None)
+    llama_cpp = llama_cpp_encoder(source.path / source.gguf_file, args.batch_size)
+    if llama_cpp is not None:
+        results.append(run("llama.cpp (same GGUF, last token)", llama_cpp, texts, tokens))
+    else:
+        print("  llama.cpp                          skipped: llama-cpp-python is not installed")
     compiled_report = None
     if args.compile:
         compiled_report = compiled_scenario(llembed, texts, tokens, args.batch_size, results[0])
@@ -254,6 +350,8 @@ def main() -> None:
     peak = peaks["bfloat16" if llembed_dtype == "bfloat16" else "float32"]
     roofline = peak * 1e9 / flops_per_token
     print(f"\n  llembed / transformers fp32          {ours / base['transformers fp32']:.2f}×")
+    int8_ratio = base["llembed int8"] / base["sentence-transformers fp32"]
+    print(f"  llembed int8 / sentence-transformers fp32 {int8_ratio:.2f}×")
     print(f"  llembed / sentence-transformers fp32 {ours / base['sentence-transformers fp32']:.2f}×")
     if "sentence-transformers bf16" in base:
         print(f"  llembed / sentence-transformers bf16 {ours / base['sentence-transformers bf16']:.2f}×")
@@ -271,6 +369,11 @@ def main() -> None:
         "  cosine to the fp32 reference (min over texts): "
         + ", ".join(f"{r['system']} {r['cosine_to_fp32_min']:.5f}" for r in results)
     )
+
+    mixes = None
+    if not args.no_length_mixes:
+        sizes = {"short": min(args.texts, 1000), "mixed": args.mixed_texts, "long": args.long_texts}
+        mixes = length_mix_scenario(model_dir, llembed_dtype, args.batch_size, sizes)
 
     demos = icl_demonstrations()
     icl = Embedder(llembed.backbone, llembed.recipe.replace(prompt="icl", icl_examples=demos))
@@ -314,6 +417,7 @@ def main() -> None:
         "flops_per_token": flops_per_token,
         "plain": results,
         "torch_compile": compiled_report,
+        "length_mixes": mixes,
         "roofline_tokens_per_s": roofline,
         "llembed_roofline_share": ours / roofline,
         "icl": {

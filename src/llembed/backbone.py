@@ -2,6 +2,7 @@
 
 - Loading: local folders, GGUF (dequantized once, cached), BERT-like encoders; offline only.
 - ``dtype="auto"``: bfloat16 where the CPU has native bf16 (AMX / AVX-512-BF16) or on CUDA, else float32.
+  ``dtype="int8"``: smoothed int8 matrix products on CPU (:mod:`llembed.quantization`), calibrated once per model.
 - Bidirectional attention through transformers' own mask machinery: ``config.is_causal = False`` makes
   ``create_causal_mask`` build a bidirectional (padding-only) mask for every attention implementation, and the
   attention modules' ``is_causal`` flag is cleared so SDPA/flash kernels don't re-apply causality.
@@ -20,6 +21,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -93,6 +95,8 @@ class Backbone:
     name: str = "model"
     compiled: nn.Module | None = None
     """``torch.compile`` of :attr:`base` (see :meth:`compile`); used for plain passes to the final layer."""
+    quantization: str | None = None
+    """``"int8"`` once :meth:`quantize_int8` replaced the blocks' linear layers."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     """Held for every forward pass (hooks and attention flags live on the shared modules)."""
     _generation: int = field(default=0, repr=False, compare=False)
@@ -108,7 +112,9 @@ class Backbone:
         if source.gguf_file is not None:
             path = dequantized_gguf(source)
         target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        torch_dtype = resolve_dtype(dtype, target)
+        if dtype == "int8" and target.type != "cpu":
+            raise RecipeError(f"dtype int8 is the CPU path; on {target.type} use bfloat16 or float16")
+        torch_dtype = torch.float32 if dtype == "int8" else resolve_dtype(dtype, target)
         config = AutoConfig.from_pretrained(path, local_files_only=True)
         decoder = is_decoder_config(config)
         loader = AutoModelForCausalLM if decoder else AutoModel
@@ -116,7 +122,10 @@ class Backbone:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         if adapter is not None:
             model = merge_adapter(model, adapter)
-        return cls.wrap(model.to(target), tokenizer, name=source.name)
+        backbone = cls.wrap(model.to(target), tokenizer, name=source.name)
+        if dtype == "int8":
+            backbone.quantize_int8()
+        return backbone
 
     @classmethod
     def wrap(cls, model: nn.Module, tokenizer, name: str = "model") -> Backbone:
@@ -155,6 +164,43 @@ class Backbone:
     @property
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
+
+    @property
+    def dtype_name(self) -> str:
+        """What the matrix products run in: ``int8`` when quantized, else the weights' dtype (``bfloat16``, …)."""
+        return self.quantization or str(self.dtype).removeprefix("torch.")
+
+    def quantize_int8(self, scales: str | Path | None = None) -> None:
+        """Run the blocks' linear layers in int8 (see :mod:`llembed.quantization`). ``scales``: a calibration file;
+        by default one cached per model weights, calibrated on the bundled sentences on first use (seconds)."""
+        from llembed.model_sources import cache_root
+        from llembed.quantization import (
+            calibrate,
+            calibration_texts,
+            load_scales,
+            quantize,
+            save_scales,
+            weights_fingerprint,
+        )
+
+        if self.quantization is not None:
+            return
+        if self.dtype != torch.float32:
+            raise RecipeError(f"int8 quantizes float32 weights, not {self.dtype_name}")
+        fingerprint = weights_fingerprint(self.model)
+        path = Path(scales) if scales is not None else cache_root() / "int8" / f"{fingerprint}.safetensors"
+        if path.is_file():
+            ranges = load_scales(path)
+        else:
+            texts = calibration_texts()
+            logger.info("int8: calibrating %s on %d sentences (once; cached in %s)", self.name, len(texts), path)
+            ranges = calibrate(self.model, self.layers, self.tokenizer, texts)
+            save_scales(path, ranges, {"model": self.name, "weights": fingerprint, "texts": str(len(texts))})
+        with self.lock:
+            quantize(self.layers, ranges)
+            self.quantization = "int8"
+            self.compiled = None
+            self.weights_changed()
 
     @property
     def max_positions(self) -> int:
@@ -340,7 +386,13 @@ class Backbone:
         for block, hook in block_hooks:
             handles.append(self.layers[block].register_forward_pre_hook(hook, with_kwargs=True))
 
-        kwargs = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
+        if self.is_decoder and cache is None and not bidirectional and _right_padded(attention_mask):
+            # under causal attention a real token never sees the padding after it, so the mask adds nothing; without
+            # one, SDPA runs its causal kernel instead of reading a materialised (rows × L × L) mask
+            attention_mask = None
+        kwargs = {"input_ids": input_ids.to(device)}
+        if attention_mask is not None:
+            kwargs["attention_mask"] = attention_mask.to(device)
         if self.is_decoder:
             kwargs.update(position_ids=position_ids.to(device), use_cache=cache is not None)
             if cache is not None:
@@ -358,6 +410,11 @@ class Backbone:
             for handle in handles:
                 handle.remove()
         return {index: captured[index] for index in layer_ids}
+
+
+def _right_padded(attention_mask: torch.Tensor) -> bool:
+    """Every row is its tokens then only padding (or no padding at all)."""
+    return attention_mask.shape[1] < 2 or bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
 
 
 def load_backbone(source: ModelSource, recipe, device: str | None = None, threads: int | None = None) -> Backbone:

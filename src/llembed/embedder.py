@@ -152,7 +152,7 @@ class Embedder:
         r = self.recipe
         return (
             f"Embedder(model={r.model!r}, prompt={r.prompt!r}, pooling={r.pooling!r}, layer={r.layer!r}, "
-            f"bidirectional={r.bidirectional}, dim={self.dimension}, dtype={self.backbone.dtype})"
+            f"bidirectional={r.bidirectional}, dim={self.dimension}, dtype={self.backbone.dtype_name})"
         )
 
     # ------------------------------------------------------------------ dense

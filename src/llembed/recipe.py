@@ -21,7 +21,7 @@ from llembed.io_utils import atomic_write_text
 from llembed.pooling import POOLINGS, PoolingName
 
 Precision = Literal["float32", "float16", "int8", "uint8", "binary", "ubinary"]
-DType = Literal["auto", "float32", "bfloat16", "float16"]
+DType = Literal["auto", "float32", "bfloat16", "float16", "int8"]
 PaddingSide = Literal["left", "right"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 DTYPES: tuple[str, ...] = get_args(DType)

@@ -103,7 +103,7 @@ def make_thinker(recipe: Recipe, backbone: Backbone) -> Thinker:
         if not backbone.is_decoder:
             raise InputError("think: self needs a decoder with an LM head; name a chat model or an endpoint instead")
         generator = _SelfGenerator(backbone)
-        identity = f"self:{recipe.model}:{recipe.adapter}:{backbone.dtype}"  # greedy text depends on the dtype
+        identity = f"self:{recipe.model}:{recipe.adapter}:{backbone.dtype_name}"  # greedy text depends on the dtype
     elif recipe.think.startswith(("http://", "https://")):
         generator = OpenAIGenerator(recipe.think, recipe.think_model or "default", max_attempts=2)
         identity = f"endpoint:{recipe.think}:{generator.name}"

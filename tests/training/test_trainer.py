@@ -222,3 +222,27 @@ def test_a_planted_evaluation_leak_stops_training_before_the_model_loads(tiny_co
     report = json.loads((tmp_path / "run" / "decontamination.json").read_text(encoding="utf-8"))
     assert report["leaks"] == 1 and report["on_leak"] == "drop"
     assert Trainer(tiny_config(data=[str(planted)], held_out=[], batch_size=3)).contamination is None
+
+
+def test_a_teacher_alone_task_learns_only_the_teachers_similarities(tiny_config, tiny_model_dirs, tmp_path):
+    from llembed.errors import RecipeError
+    from llembed.training.losses import EmbedderDistillationLoss
+
+    sentences = [f"sentence number {i} about {topic}" for i, topic in enumerate(["cats", "stocks", "rain", "tea"] * 2)]
+    rows = [{"query": s, "positive": sentences[(i + 3) % 8], "task": "distill"} for i, s in enumerate(sentences)]
+    data = write_jsonl(tmp_path / "distill.jsonl", rows)
+    teacher = {"model": str(tiny_model_dirs["gpt2"]), "weight": 2.0, "alone": ["distill"]}
+    config = tiny_config(data=[str(data)], max_steps=1, batch_size=8, bf16="false", teacher=teacher,
+                         lora={"r": 4, "alpha": 8, "dropout": 0.0})  # fmt: skip
+    trainer = Trainer(config)
+    with torch.no_grad():
+        q = trainer.embedder.forward(sentences, side="query")
+        p = trainer.embedder.forward([r["positive"] for r in rows], side="document")
+    tq, tp = (torch.from_numpy(trainer.teacher.encode(t, normalize=False, show_progress_bar=False))
+              for t in (sentences, [r["positive"] for r in rows]))  # fmt: skip
+    expected = 2.0 * EmbedderDistillationLoss("similarity_mse")(q, p, tq, tp).item()
+    assert trainer.train().losses[0] == pytest.approx(expected, rel=1e-4)  # no InfoNCE on unmatched pairs
+    with pytest.raises(InputError, match="teacher names tasks the data does not have: nli"):
+        Trainer(tiny_config(data=[str(data)], teacher=teacher | {"tasks": ["nli"]}))
+    with pytest.raises(RecipeError, match="teacher.weight must be positive"):
+        Trainer(tiny_config(data=[str(data)], batch_size=8, teacher=teacher | {"weight": 0.0}))

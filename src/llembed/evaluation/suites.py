@@ -57,7 +57,7 @@ def run_suite(embedder: Embedder, out_dir: str | Path, options: SuiteOptions) ->
     """Run the suite, write the report, return the report's paths and the cells."""
     started = time.perf_counter()
     runner = AblationRunner(embedder, Path(out_dir), batch_size=options.batch_size)
-    base = embedder.recipe.replace(dtype=str(embedder.backbone.dtype).replace("torch.", ""))
+    base = embedder.recipe.replace(dtype=embedder.backbone.dtype_name)
     grid = options.grid or default_grid(embedder)
     # the baseline truncates at its 256 tokens, as sentence-transformers does
     minilm = (

@@ -241,7 +241,7 @@ def _served(table: dict, name: str | None, what: str, listing: str):
 def _shown_recipe(embedder: Embedder) -> dict:
     """The recipe's fields that are set (the dtype as loaded, not ``auto``): what the playground shows."""
     recipe = {k: v for k, v in embedder.recipe.to_dict().items() if v not in (None, False, [], {})}
-    return recipe | {"dtype": str(embedder.backbone.dtype).removeprefix("torch.")}
+    return recipe | {"dtype": embedder.backbone.dtype_name}
 
 
 def _encode_vectors(vectors: np.ndarray, encoding: str) -> list:

@@ -49,6 +49,11 @@ class TeacherSettings:
     """Teacher embedder: a model or a recipe file (anything ``Embedder.from_pretrained`` takes)."""
     weight: float = 1.0
     mode: str = "similarity_mse"
+    tasks: list[str] | None = None
+    """Tasks whose batches add the teacher term (``None``: every task)."""
+    alone: list[str] = field(default_factory=list)
+    """Tasks trained on the teacher term alone: unlabelled text pairs (query and positive need not match), e.g.
+    sentences and passages to distil the teacher's similarities on."""
 
 
 @dataclass

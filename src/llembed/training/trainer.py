@@ -138,6 +138,13 @@ class Trainer:
             sentences = load_sentences(config.data)
             examples = [TrainExample(text, text) for text in sentences]
             self.num_negatives = 0
+        teacher = config.teacher
+        if teacher is not None:
+            unknown = sorted((set(teacher.alone) | set(teacher.tasks or ())) - {e.task for e in examples})
+            if unknown:
+                raise InputError(f"teacher names tasks the data does not have: {', '.join(unknown)}")
+            if teacher.alone and teacher.weight <= 0:
+                raise RecipeError("teacher.alone tasks learn from the teacher only: teacher.weight must be positive")
         return TaskBatches(self._decontaminate(examples), config.batch_size, config.seed, config.task_weights)
 
     def _decontaminate(self, examples: list[TrainExample]) -> list[TrainExample]:
@@ -193,13 +200,19 @@ class Trainer:
         scores = None
         if self.config.score_distillation > 0 and not graded:
             scores = torch.tensor([e.scores[: k + 1] for e in local], dtype=torch.float32)
-        teacher = self._teacher_vectors(groups) if self.teacher is not None else None
+        settings = self.config.teacher
+        task = local[0].task
+        alone = settings is not None and task in settings.alone
+        taught = self.teacher is not None and (alone or settings.tasks is None or task in settings.tasks)
+        teacher = self._teacher_vectors(groups) if taught else None
         world = self.world
 
         def loss_of(reps: dict[str, torch.Tensor]) -> torch.Tensor:
             full = {name: gather_with_local_grad(value, world) for name, value in reps.items()}
             q, p, n = full["queries"], full["positives"], full.get("negatives")
-            if labels is not None:
+            if alone:  # unlabelled pairs: only the teacher's similarities say what is close
+                loss = q.new_zeros(())
+            elif labels is not None:
                 loss = self.cosent(q, p, gather_with_local_grad(labels, world))
             else:
                 loss = self.infonce(q, p, n)
