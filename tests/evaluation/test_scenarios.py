@@ -103,3 +103,33 @@ def test_the_report_can_be_rebuilt_from_the_cache_alone(suite):
     assert rebuilt["meta"]["sections"] == SECTIONS_RUN and rebuilt["meta"]["computed"] == 0
     assert len(rebuilt["cells"]) == first["meta"]["computed"]  # every cell the first run computed, once
     assert "- note: rebuilt for the test" in (out / "results.md").read_text(encoding="utf-8")
+
+
+def test_the_best_sts_recipe_is_the_best_mean_over_the_sts_sets_not_the_best_single_cell():
+    from types import SimpleNamespace
+
+    from llembed.evaluation.ablation import Cell
+
+    def cell(prompt: str, task: str, score: float, variant: str = "dense") -> Cell:
+        recipe = {"prompt": prompt, "pooling": "last"} if variant == "dense" else {"baseline": "all-MiniLM-L6-v2"}
+        return Cell(recipe, task, "sts", variant, {"main": score}, {}, section="similarity")
+
+    cells = [
+        cell("metaeol", "STS-B", 60.0), cell("metaeol", "STS17", 90.0),  # mean 75, best single cell
+        cell("icl", "STS-B", 80.0), cell("icl", "STS17", 80.0),  # mean 80
+        cell("ke", "STS-B", 85.0),  # missing STS17: not a candidate
+        cell("", "STS-B", 99.0, "baseline"), cell("", "STS17", 99.0, "baseline"),  # baselines are not recipes
+    ]  # fmt: skip
+    context = SimpleNamespace(runner=SimpleNamespace(cells=cells), base=Recipe(prompt="none"))
+    assert scenarios.best_sts_recipe(context) == Recipe(prompt="icl", pooling="last")
+
+
+def test_reports_say_what_the_model_was_trained_on(tmp_path):
+    from llembed.evaluation.suites import trained_on
+
+    assert trained_on(Recipe()) == "nothing: every recipe is training-free"
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "train_config.yaml").write_text("data: [snli.jsonl, stsb.jsonl]\n", encoding="utf-8")
+    said = trained_on(Recipe(adapter=str(tmp_path / "adapter")))
+    assert said == (f"the LoRA adapter {tmp_path / 'adapter'}, trained on snli.jsonl, stsb.jsonl; the "
+                    "all-MiniLM-L6-v2 and BM25 rows are not tuned here")  # fmt: skip

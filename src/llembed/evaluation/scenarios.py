@@ -6,12 +6,13 @@ run resumes where it stopped; :data:`SECTIONS` is the one list the CLI, the suit
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llembed.embedder import Embedder
-from llembed.evaluation.ablation import AblationRunner
+from llembed.evaluation.ablation import AblationRunner, Cell
 from llembed.evaluation.bundled import load_bundled, subsample_pairs, subsample_retrieval
 from llembed.evaluation.datasets import Dataset, select_subsets
 from llembed.recipe import Recipe
@@ -250,12 +251,19 @@ def reranking(ctx: Context) -> None:
 
 
 def best_sts_recipe(ctx: Context) -> Recipe:
-    """The best dense STS recipe found so far (the default recipe when no STS cell ran)."""
+    """The dense recipe with the best mean STS score over the similarity section's STS sets (a recipe missing
+    one of them is not a candidate); the default recipe when no STS cell ran."""
     sts = [c for c in ctx.runner.cells if c.type == "sts" and c.variant == "dense" and c.section == "similarity"]
     if not sts:
         return ctx.base
-    best = max(sts, key=lambda c: c.main)
-    return ctx.base.replace(**{k: v for k, v in best.recipe.items() if k not in ("extra", "baseline")})
+    tasks = {c.task for c in sts}
+    by_recipe: dict[str, dict[str, Cell]] = {}
+    for cell in sts:
+        by_recipe.setdefault(json.dumps(cell.recipe, sort_keys=True, default=str), {})[cell.task] = cell
+    complete = [cells for cells in by_recipe.values() if set(cells) == tasks]
+    best = max(complete, key=lambda cells: sum(c.main for c in cells.values()) / len(cells))
+    recipe = next(iter(best.values())).recipe
+    return ctx.base.replace(**{k: v for k, v in recipe.items() if k not in ("extra", "baseline")})
 
 
 SECTIONS: dict[str, Callable[[Context], None]] = {

@@ -63,7 +63,8 @@ def run_suite(embedder: Embedder, out_dir: str | Path, options: SuiteOptions) ->
     minilm = (
         Embedder.from_pretrained("all-minilm-l6-v2", dtype="float32", truncation=True) if options.baselines else None
     )
-    meta = {"model": embedder.recipe.model, "suite": options.suite}
+    model = embedder.recipe.model if embedder.recipe.adapter is None else f"{embedder.recipe.model} + LoRA adapter"
+    meta = {"model": model, "suite": options.suite}
     if options.suite == "quick":
         _quick(runner, base, grid, minilm, options)
     else:
@@ -80,7 +81,7 @@ def run_suite(embedder: Embedder, out_dir: str | Path, options: SuiteOptions) ->
         "machine": f"{platform.machine()}, {cpu_name()}, dtype {base.dtype}",
         "options": {k: v for k, v in vars(options).items() if k not in ("grid", "sizes")},
         "grid": grid,
-        "trained_on": "nothing: every recipe is training-free",
+        "trained_on": trained_on(embedder.recipe),
     }
     paths = write_report(runner.cells, Path(out_dir), meta)
     return {"paths": paths, "cells": runner.cells, "meta": meta}
@@ -100,10 +101,31 @@ def _quick(runner: AblationRunner, base, grid: dict, minilm: Embedder | None, op
         runner.run_baseline(retrieval, "bm25", "BM25 (bm25s)")
 
 
-def report_from_cache(embedder_model: str, out_dir: str | Path, note: str | None = None) -> dict:
+def trained_on(recipe) -> str:
+    """What a recipe's model was tuned on, for every results table: its adapter and the adapter run's training
+    data (from the run's ``train_config.yaml``), or that it is training-free."""
+    if recipe.adapter is None:
+        return "nothing: every recipe is training-free"
+    adapter = Path(recipe.adapter)
+    if adapter.is_absolute() and adapter.is_relative_to(Path.cwd()):  # a shipped report names repo paths
+        adapter = adapter.relative_to(Path.cwd())
+    config = adapter.parent / "train_config.yaml"
+    data = ""
+    if config.is_file():
+        import yaml
+
+        files = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("data") or []
+        data = f", trained on {', '.join(map(str, files))}" if files else ""
+    return f"the LoRA adapter {adapter}{data}; the all-MiniLM-L6-v2 and BM25 rows are not tuned here"
+
+
+def report_from_cache(
+    embedder_model: str, out_dir: str | Path, note: str | None = None, trained: str | None = None
+) -> dict:
     """Write the report of an interrupted (or finished) suite from the cells its cache holds, computing nothing.
 
-    Sections come in the order of :data:`SECTIONS`; ``note`` says what is missing (e.g. a section cut short)."""
+    Sections come in the order of :data:`SECTIONS`; ``note`` says what is missing (e.g. a section cut short);
+    ``trained`` what the model was tuned on (default: training-free)."""
     import json
 
     from llembed.evaluation.ablation import Cell
@@ -128,7 +150,7 @@ def report_from_cache(embedder_model: str, out_dir: str | Path, note: str | None
         "computed": 0,
         "reused": len(cells),
         "machine": f"{platform.machine()}, {cpu_name()}",
-        "trained_on": "nothing: every recipe is training-free",
+        "trained_on": trained or "nothing: every recipe is training-free",
         "note": note,
     }
     return {"paths": write_report(cells, out_dir, meta), "cells": cells, "meta": meta}
