@@ -55,14 +55,14 @@ def main() -> None:
         }
         rows.append(row)
         print(
-            f"  {dtype:<9} STS-B {100 * sts_score:6.2f}  SciFact {100 * scifact_score:6.2f}  "
+            f"  {dtype:<9} STS-B {sts_score:6.2f}  SciFact {scifact_score:6.2f}  "
             f"min cosine to {args.dtypes[0]} {row['min_cosine_to_first']:.4f}  ({row['seconds']:.0f} s)",
             flush=True,
         )
     first = rows[0]
     for row in rows[1:]:
-        d_sts = 100 * (row["stsb_spearman"] - first["stsb_spearman"])
-        d_sci = 100 * (row["scifact_ndcg10"] - first["scifact_ndcg10"])
+        d_sts = row["stsb_spearman"] - first["stsb_spearman"]  # scores are in points already
+        d_sci = row["scifact_ndcg10"] - first["scifact_ndcg10"]
         verdict = "holds" if abs(d_sts) <= 0.5 and abs(d_sci) <= 0.5 else "MISSES"
         print(f"  {row['dtype']} vs {first['dtype']}: STS-B {d_sts:+.2f}, SciFact {d_sci:+.2f} → {verdict} the 0.5 bar")
     report = {"machine": {"cpu": cpu_name(), "native_bf16": cpu_has_native_bf16()}, "rows": rows}
