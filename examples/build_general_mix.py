@@ -128,9 +128,10 @@ def distill(rng: random.Random, sentences: list[str], documents: list[str], coun
 def write(path: Path, examples: list[TrainExample]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    with gzip.open(partial, "wt", encoding="utf-8") as handle:
-        for example in examples:
-            handle.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")
+    text = "".join(json.dumps(example.to_dict(), ensure_ascii=False) + "\n" for example in examples)
+    # mtime 0 in the gzip header: a rebuild of the same examples is byte-identical
+    with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle:
+        handle.write(text.encode("utf-8"))
     partial.replace(path)
 
 

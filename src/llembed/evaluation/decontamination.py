@@ -201,18 +201,17 @@ def load_held_out(names: Sequence[str]) -> list[Dataset]:
 
 
 def _scored_lookup(datasets: Sequence[Dataset]) -> TrainingTexts:
-    """The held-out scored items (normalised) as a lookup, to drop the training examples that hold one."""
-    leaked = TrainingTexts()
+    """The held-out scored items as a lookup, to drop the training examples that hold one."""
+    scored = TrainingTexts()
     for dataset in datasets:
         for part, items in held_out_parts(dataset).items():
-            if part not in SCORED_PARTS:
-                continue
-            for item in items:
-                if isinstance(item, tuple):
-                    leaked.normalized_pairs.add(_pair_key(normalize(item[0]), normalize(item[1])))
-                else:
-                    leaked.normalized.add(normalize(item))
-    return leaked
+            if part in SCORED_PARTS:
+                for item in items:
+                    if isinstance(item, tuple):
+                        scored.add([], item)
+                    else:
+                        scored.add([item])
+    return scored
 
 
 def drop_leaks(examples: Sequence, datasets: Sequence[Dataset]) -> tuple[list, list]:
@@ -222,7 +221,6 @@ def drop_leaks(examples: Sequence, datasets: Sequence[Dataset]) -> tuple[list, l
     kept, dropped = [], []
     for example in examples:
         texts = [example.query, example.positive, *example.negatives]
-        pair = _pair_key(normalize(example.query), normalize(example.positive))
-        hit = pair in held.normalized_pairs or any(normalize(text) in held.normalized for text in texts)
+        hit = held.holds((example.query, example.positive))[1] or any(held.holds(text)[1] for text in texts)
         (dropped if hit else kept).append(example)
     return kept, dropped
