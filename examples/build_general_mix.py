@@ -8,7 +8,7 @@ non-commercial sets (SICK, MRPC, Emotion, AmazonCounterfactual, SciFact, BIRCO) 
 task file is checked against every bundled evaluation set and the examples holding a scored item are dropped
 (``llembed.evaluation.decontamination``); the counts go into ``SOURCE.txt``.
 
-Tasks (one file each, ``task`` and ``instruction`` set, batches stay one task):
+Tasks (one file each, ``task`` set and ``instruction`` where the task is asymmetric; batches stay one task):
 
 - ``nli``: SNLI premise → entailed hypothesis, the contradiction as hard negative.
 - ``sts``: STS Benchmark train pairs with their 0–5 scores (CoSENT).
@@ -35,10 +35,12 @@ from llembed.evaluation.decontamination import drop_leaks, load_held_out
 from llembed.training.data import TrainExample, load_examples
 
 ROOT = Path(__file__).resolve().parent
-INSTRUCTIONS = {
+# Asymmetric tasks instruct their queries (E5). Symmetric ones (STS, same-intent queries) take none: evaluation
+# embeds both sides of a symmetric task alike, without an instruction, so training does too.
+INSTRUCTIONS: dict[str, str | None] = {
     "nli": "Given a premise, retrieve a hypothesis that is entailed by the premise",
-    "sts": "Retrieve semantically similar text",
-    "banking77": "Given an online banking query, find a query with the same intent",
+    "sts": None,
+    "banking77": None,
     "code": "Given a description of what a Python function does, retrieve the function",
 }
 SKIPPED_STDLIB = ("test", "tests", "idlelib", "lib2to3", "ensurepip", "site-packages", "turtledemo", "__pycache__")

@@ -36,6 +36,18 @@ def test_instruction_queries_and_plain_documents():
         templates_for(strategy, "query", None)
 
 
+def test_instructeol_instructs_queries_and_keeps_prompteol_elsewhere():
+    strategy = STRATEGIES["instructeol"]
+    query = templates_for(strategy, "query", "Find answers")[0].render("why", "Find answers")
+    assert query.string == 'Instruct: Find answers\nThis sentence : "why" means in one word:"'
+    ((start, end),) = query.pooled_spans
+    assert query.string[start:end] == "why"
+    expected = 'This sentence : "Rayleigh" means in one word:"'
+    assert templates_for(strategy, "document", None)[0].render("Rayleigh").string == expected
+    assert templates_for(strategy, "text", None)[0].render("Rayleigh").string == expected  # symmetric tasks
+    assert templates_for(strategy, "query", None)[0].render("Rayleigh").string == expected  # no task: no instruction
+
+
 def test_echo_pools_only_the_second_copy():
     rendered = STRATEGIES["echo"].query_templates[0].render("dogs bark")
     ((start, end),) = rendered.pooled_spans

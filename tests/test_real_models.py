@@ -54,6 +54,8 @@ def test_minilm_matches_sentence_transformers():
         ({"prompt": "none", "pooling": "last"}, "document"),
         ({"prompt": "instruction", "pooling": "mean", "task": "Find sentences about music"}, "query"),
         ({"prompt": "Represent this sentence:\n{text}", "pooling": "weighted_mean", "exclude_prompt": True}, "query"),
+        ({"prompt": "prompteol", "pooling": "last"}, "document"),  # words after the text: TemplateTransformer
+        ({"prompt": "instructeol", "pooling": "last", "task": "Find sentences about music"}, "query"),
     ],
 )
 def test_sentence_transformers_export_reproduces_llembed(default_embedder, tmp_path, recipe, side):
@@ -61,7 +63,8 @@ def test_sentence_transformers_export_reproduces_llembed(default_embedder, tmp_p
 
     embedder = Embedder(default_embedder.backbone, default_embedder.recipe.replace(**recipe))
     folder = export_sentence_transformers(embedder, tmp_path / "st")
-    model = SentenceTransformer(str(folder), device="cpu")
+    # a template with words after the text names llembed's TemplateTransformer: ST asks for consent to import it
+    model = SentenceTransformer(str(folder), device="cpu", trust_remote_code=True)
     ours = embedder.encode_queries(SENTENCES) if side == "query" else embedder.encode_documents(SENTENCES)
     theirs = model.encode(SENTENCES, prompt_name=side)
     assert np.abs(ours - theirs).max() < 1e-4
@@ -71,7 +74,8 @@ def test_export_refuses_what_sentence_transformers_cannot_express(default_embedd
     from llembed import RecipeError
 
     refused = (
-        {"prompt": "prompteol"},
+        {"prompt": "echo"},  # the text twice
+        {"prompt": "prompteol", "exclude_prompt": True},  # ST would pool the words after the text
         {"prompt": "metaeol"},
         {"prompt": "none", "layer": 10},
         {"prompt": "none", "bidirectional": True},
@@ -83,3 +87,16 @@ def test_export_refuses_what_sentence_transformers_cannot_express(default_embedd
         with pytest.raises(RecipeError):
             export_sentence_transformers(embedder, tmp_path / "st")
         assert not (tmp_path / "st").exists()
+
+
+def test_the_tuned_alias_loads_its_adapter_and_instructs_only_queries(default_embedder):
+    tuned = Embedder.from_pretrained("smollm2-135m-tuned", dtype="float32")
+    untrained = Embedder(default_embedder.backbone, tuned.recipe.replace(adapter=None))
+    assert tuned.recipe.prompt == "instructeol" and tuned.recipe.adapter.endswith("adapter")
+    texts = ["A man is playing a guitar.", "Someone plays a guitar.", "The stock market fell sharply."]
+    vectors = tuned.encode(texts)
+    assert (vectors * untrained.encode(texts)).sum(axis=1).max() < 0.99  # the adapter moved every vector
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2  # and separates paraphrase from unrelated
+    task = "Given a question, retrieve passages that answer it"
+    assert np.allclose(tuned.encode_documents(texts), vectors, atol=1e-6)  # documents and symmetric texts alike
+    assert (tuned.encode_queries(texts, task=task) * vectors).sum(axis=1).max() < 0.999  # queries instructed

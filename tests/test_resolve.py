@@ -58,3 +58,18 @@ def test_a_sentence_transformers_folder_without_normalize_is_read_as_such(tmp_pa
 
     reference = SentenceTransformer(str(folder), device="cpu").encode(SENTENCES[:2])
     assert np.abs(vectors - reference).max() < 1e-4
+
+
+def test_the_tuned_alias_is_the_shipped_run_folder(monkeypatch, tmp_path):
+    from llembed import model_sources
+    from llembed.errors import ModelNotFoundError
+
+    folder = model_sources.TUNED_DIR / "smollm2-135m-tuned"
+    recipe = resolve_recipe("smollm2-135m-tuned")
+    assert recipe == resolve_recipe(folder)  # exactly what the run folder resolves to
+    assert recipe.model == "smollm2-135m" and recipe.adapter == str((folder / "adapter").resolve())
+    assert (recipe.prompt, recipe.pooling, recipe.truncation) == ("instructeol", "last", True)
+    assert resolve_recipe("SmolLM2-135M-Tuned", pooling="mean").pooling == "mean"  # fields still override
+    monkeypatch.setattr(model_sources, "TUNED_DIR", tmp_path)  # an install that lost the adapter says so
+    with pytest.raises(ModelNotFoundError, match="smollm2-135m-tuned.*incomplete; reinstall llembed"):
+        resolve_recipe("smollm2-135m-tuned")

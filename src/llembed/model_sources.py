@@ -52,6 +52,34 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
 
 
 @dataclass(frozen=True)
+class TunedModel:
+    base: str
+    """The bundled model the adapter was trained on (an alias of :data:`BUNDLED_MODELS`)."""
+    description: str
+
+
+TUNED_DIR = Path(__file__).parent / "models"
+"""Tuned models shipped inside llembed: ``<alias>/recipe.yaml`` beside the ``adapter/`` it names, the layout of
+a ``llembed train`` run, so the alias resolves exactly as that run folder would."""
+
+TUNED_MODELS: dict[str, TunedModel] = {
+    "smollm2-135m-tuned": TunedModel(
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct + llembed's general-purpose LoRA (examples/general_lora.yaml): similarity, "
+        "retrieval, classification and clustering, instructions on retrieval queries",
+    ),
+}
+
+
+def tuned_model_folder(alias: str) -> Path:
+    """The run-style folder of a tuned alias (``recipe.yaml`` + ``adapter/``), checked to be complete."""
+    folder = TUNED_DIR / alias.lower()
+    if not (folder / "recipe.yaml").is_file() or not (folder / "adapter" / "adapter_config.json").is_file():
+        raise ModelNotFoundError(f"tuned model {alias!r}: {folder} is incomplete; reinstall llembed")
+    return folder
+
+
+@dataclass(frozen=True)
 class ModelSource:
     """A model located on disk: a folder loadable by ``from_pretrained``, maybe with a GGUF file in it."""
 
@@ -134,7 +162,7 @@ def _from_hf_cache(repo_id: str) -> ModelSource:
         config = None
     if isinstance(config, str):
         return ModelSource(repo_id, Path(config).parent)
-    aliases = ", ".join(BUNDLED_MODELS)
+    aliases = ", ".join([*BUNDLED_MODELS, *TUNED_MODELS])
     raise ModelNotFoundError(
         f"model {repo_id!r} is not available locally and llembed does not download. Pass a local folder or "
         f".gguf file, a model already in the Hugging Face cache, or a bundled alias ({aliases})."

@@ -3,7 +3,8 @@
 
 ``model`` may be
 - ``None``: the bundled default (SmolLM2-135M-Instruct);
-- an alias of a bundled model (``smollm2-135m``, ``all-minilm-l6-v2``);
+- an alias of a bundled model (``smollm2-135m``, ``all-minilm-l6-v2``) or of a tuned model shipped with llembed
+  (``smollm2-135m-tuned``: a bundled model, an adapter and the recipe it was trained with);
 - a local Hugging Face folder (causal LM, or an encoder / sentence-transformers folder), or a ``.gguf`` file;
 - a model id already in the local Hugging Face cache;
 - a ``llembed train`` run folder (its ``recipe.yaml`` names the base model and the adapter);
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llembed.errors import RecipeError
-from llembed.model_sources import BUNDLED_MODELS, DEFAULT_MODEL, ModelSource, locate
+from llembed.model_sources import BUNDLED_MODELS, DEFAULT_MODEL, TUNED_MODELS, ModelSource, locate, tuned_model_folder
 from llembed.pooling import FROM_ST_POOLING
 from llembed.recipe import Recipe
 
@@ -47,6 +48,8 @@ def resolve_recipe(
 ) -> Recipe:
     """The recipe that ``model`` + ``recipe`` + field ``overrides`` name, without touching the model's files."""
     base = recipe if isinstance(recipe, Recipe) else Recipe.load(recipe) if recipe is not None else None
+    if model is not None and str(model).lower() in TUNED_MODELS:
+        model = tuned_model_folder(str(model))  # a run folder inside the package: recipe + adapter
     if model is not None and (_is_recipe_file(model) or is_trained_output(model)):
         if base is not None:
             raise RecipeError(f"{model} carries its own recipe: pass it as the model or give --recipe, not both")

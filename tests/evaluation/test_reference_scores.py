@@ -17,6 +17,7 @@ from llembed.evaluation.evaluate import evaluate
 from llembed.evaluation.tasks import make_task
 
 REFERENCE = Path(llembed.evaluation.__file__).parent / "reference_scores.tsv"
+MINILM = "sentence-transformers__all-MiniLM-L6-v2"  # the file also holds SGPT-125M's, for examples/compare_general.py
 BUNDLED = {
     "STSBenchmark": ("stsbenchmark", 1.0),
     "SICK-R": ("sick", 1.0),
@@ -35,7 +36,7 @@ MULTILINGUAL = {"STS17": "sts17-multilingual", "Tatoeba": "tatoeba"}
 def published(subsets: bool = False) -> dict:
     """Task → score (the default or English subset), or with ``subsets`` (task, subset) → score."""
     with REFERENCE.open(encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
+        rows = [row for row in csv.DictReader(handle, delimiter="\t") if row["model"] == MINILM]
     if subsets:
         return {(row["task"], row["subset"]): float(row["main_score_x100"]) for row in rows}
     return {row["task"]: float(row["main_score_x100"]) for row in rows if row["subset"] in ("default", "en", "en-en")}

@@ -144,13 +144,14 @@ def test_graded_pairs_train_with_cosent_beside_triplets(tiny_config, tiny_model_
     rows += [{"query": f"s {i}", "positive": f"t {i}", "label": float(i % 5), "task": "sts"} for i in range(4)]
     config = tiny_config(data=[str(write_jsonl(tmp_path / "mixed.jsonl", rows))], batch_size=4, max_steps=4)
     trainer = Trainer(config)
-    assert trainer.num_negatives == 1  # the graded pairs' lack of negatives does not drop the triplets'
+    assert trainer.negatives == {"nli": 1, "sts": 0}  # the graded pairs' lack does not drop the triplets'
     seen = []
     cosent, infonce = trainer.cosent, trainer.infonce
     trainer.cosent = lambda *args: seen.append("cosent") or cosent(*args)
     trainer.infonce = lambda *args: seen.append("infonce") or infonce(*args)
     losses = trainer.train().losses
     assert sorted(seen) == ["cosent", "cosent", "infonce", "infonce"]  # two batches of each task
+    assert sorted(entry["task"] for entry in trainer.log) == ["nli", "nli", "sts", "sts"]  # loss.png: a curve each
     assert all(loss == loss and loss > 0 for loss in losses)
 
 
@@ -242,6 +243,10 @@ def test_a_teacher_alone_task_learns_only_the_teachers_similarities(tiny_config,
               for t in (sentences, [r["positive"] for r in rows]))  # fmt: skip
     expected = 2.0 * EmbedderDistillationLoss("similarity_mse")(q, p, tq, tp).item()
     assert trainer.train().losses[0] == pytest.approx(expected, rel=1e-4)  # no InfoNCE on unmatched pairs
+    # the teacher cuts what the student cuts: a text past max_length is embedded, not refused
+    assert trainer.teacher.recipe.max_length == config.max_length and trainer.teacher.recipe.truncation
+    long_text = " ".join(sentences * 100)
+    assert trainer.teacher.encode([long_text]).shape[0] == 1
     with pytest.raises(InputError, match="teacher names tasks the data does not have: nli"):
         Trainer(tiny_config(data=[str(data)], teacher=teacher | {"tasks": ["nli"]}))
     with pytest.raises(RecipeError, match="teacher.weight must be positive"):

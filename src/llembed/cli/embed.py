@@ -95,3 +95,5 @@ def export_st_command(
     embedder = load_embedder(model, recipe, **recipe_fields, dtype="float32")
     path = export_sentence_transformers(embedder, output)
     console.print(f"wrote sentence-transformers folder {path}")
+    if "TemplateTransformer" in (path / "modules.json").read_text(encoding="utf-8"):
+        console.print("its template has words after the text: load it with trust_remote_code=True (llembed's module)")

@@ -1,9 +1,11 @@
 """Export an embedder as a sentence-transformers folder (reading one is :mod:`llembed.resolve`'s job).
 
 sentence-transformers can express: final-layer states, causal attention, its pooling modes, prompts that are
-prefixes of the text, prompt exclusion from pooling, and L2 normalisation. Anything else (PromptEOL-style
-templates with text inside, echo, MetaEOL, token prepending, intermediate layers, bidirectional attention,
-EOS appending) gets a clear error rather than an export that silently embeds differently.
+prefixes of the text, prompt exclusion from pooling, and L2 normalisation; llembed's ``TemplateTransformer``
+module adds the words a template puts after the text (PromptEOL). Anything else (echo, MetaEOL, token
+prepending, intermediate layers, bidirectional attention, EOS appending) gets a clear error rather than an
+export that silently embeds differently. A template's suffix survives only for texts within ``max_length``:
+sentence-transformers cuts the whole sequence, llembed cuts the text inside the template.
 """
 
 from __future__ import annotations
@@ -13,35 +15,42 @@ import tempfile
 from pathlib import Path
 
 from llembed.embedder import Embedder
-from llembed.errors import RecipeError
+from llembed.errors import InputError, RecipeError
 from llembed.pooling import POOLINGS
-from llembed.prompts import PromptTemplate
+from llembed.prompts import PromptTemplate, templates_for
 
 
-def _st_prompts(embedder: Embedder) -> dict[str, str]:
-    """The strategy as sentence-transformers prefix prompts, or an error saying why it can't be."""
+def _st_prompts(embedder: Embedder) -> tuple[dict[str, str], str]:
+    """The strategy as sentence-transformers prefix prompts plus one text suffix shared by both sides (what
+    :class:`~llembed.integrations.st_template.TemplateTransformer` appends), or an error saying why it can't be."""
     strategy = embedder.strategy
     prompts: dict[str, str] = {}
-    sides = {"query": strategy.query_templates, "document": strategy.document_templates or strategy.query_templates}
-    for side, templates in sides.items():
+    suffixes: set[str] = set()
+    for side in ("query", "document"):
+        try:  # as encode_queries / encode_documents choose them: a task-optional strategy without a task too
+            templates = templates_for(strategy, side, embedder.recipe.task)
+        except InputError as exc:
+            raise RecipeError("set the recipe's task to export an instruction prompt") from exc
         if len(templates) != 1:
             raise RecipeError(f"prompt {strategy.name!r} averages {len(templates)} prompts: not expressible in ST")
         template = templates[0].template
-        if template.count("{text}") != 1 or not template.endswith("{text}") or "{pst}" in template:
+        if template.count("{text}") != 1 or "{pst}" in template:
             raise RecipeError(
-                f"prompt {strategy.name!r} puts text inside its template ({template[:40]!r}…); sentence-transformers "
-                "prompts are prefixes only"
+                f"prompt {strategy.name!r} ({template[:40]!r}…) holds the text more than once or a placeholder "
+                "token: sentence-transformers cannot express it"
             )
-        prefix = template[: -len("{text}")]
-        if "{task}" in prefix:
-            task = embedder.recipe.task
-            if task is None:
-                raise RecipeError("set the recipe's task to export an instruction prompt")
-            prefix = prefix.replace("{task}", task)
+        prefix, suffix = template.split("{text}")
+        prefix = prefix.replace("{task}", embedder.recipe.task or "")  # templates_for saw to it that a task is set
         prompts[side] = prefix
+        suffixes.add(suffix)
         if embedder.recipe.exclude_prompt and prefix:
             _check_prompt_boundary(embedder, prefix)
-    return prompts
+    if len(suffixes) > 1:
+        raise RecipeError(f"prompt {strategy.name!r} ends queries and documents differently: not expressible in ST")
+    (suffix,) = suffixes
+    if suffix and embedder.recipe.exclude_prompt:
+        raise RecipeError("exclude_prompt with text after the template's {text}: sentence-transformers pools it")
+    return prompts, suffix
 
 
 def _check_prompt_boundary(embedder: Embedder, prefix: str) -> None:
@@ -61,9 +70,14 @@ def _check_prompt_boundary(embedder: Embedder, prefix: str) -> None:
 
 def export_sentence_transformers(embedder: Embedder, target: str | Path) -> Path:
     """Write ``embedder`` as a sentence-transformers folder; loading it with ``SentenceTransformer(target)`` and
-    encoding with ``prompt_name="query"``/``"document"`` reproduces ``encode_queries``/``encode_documents``."""
+    encoding with ``prompt_name="query"``/``"document"`` reproduces ``encode_queries``/``encode_documents``.
+    A template with words after the text (PromptEOL) is written with llembed's ``TemplateTransformer``: load
+    that folder with ``trust_remote_code=True`` (sentence-transformers' consent to import a module it does not
+    ship; the code is llembed's, installed)."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    from llembed.integrations.st_template import TemplateTransformer
 
     recipe = embedder.recipe
     backbone = embedder.backbone
@@ -79,7 +93,7 @@ def export_sentence_transformers(embedder: Embedder, target: str | Path) -> Path
         problems.append(f"pooling={recipe.pooling!r}")
     if problems:
         raise RecipeError("sentence-transformers cannot express: " + ", ".join(problems))
-    prompts = _st_prompts(embedder)
+    prompts, suffix = _st_prompts(embedder)
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -96,8 +110,11 @@ def export_sentence_transformers(embedder: Embedder, target: str | Path) -> Path
         finally:
             tokenizer.padding_side = saved_side
         # text modality only: ST 6 would otherwise wrap texts in the chat template of instruct models
-        transformer = Transformer(
+        # a template with words after the text (PromptEOL) needs the module that appends them
+        transformer_class, extra = (TemplateTransformer, {"text_suffix": suffix}) if suffix else (Transformer, {})
+        transformer = transformer_class(
             str(hf_dir),
+            **extra,
             max_seq_length=recipe.max_length,
             modality_config={"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
             module_output_name="token_embeddings",

@@ -54,10 +54,12 @@ def resolve_strategy(prompt: str | None, icl_examples: list[list[str]] | None = 
 
 def templates_for(strategy: Strategy, side: str, task: str | None) -> tuple[PromptTemplate, ...]:
     """The templates for ``side`` ("query", "document" or "text"). Plain ``encode`` is the query side when a
-    task is known and the document side otherwise, so an instruction strategy without a task embeds plain text."""
-    if side == "document" or (side == "text" and strategy.needs_task and task is None):
+    task is known and the document side otherwise, so an instruction strategy without a task embeds plain text;
+    a ``task_optional`` strategy's queries without a task take the document templates too."""
+    untasked = strategy.needs_task and task is None
+    if side == "document" or (untasked and (side == "text" or strategy.task_optional)):
         return strategy.document_templates or strategy.query_templates
-    if strategy.needs_task and task is None:
+    if untasked:
         raise InputError(f"prompt {strategy.name!r} needs a task description for queries: pass task=...")
     return strategy.query_templates
 

@@ -21,6 +21,7 @@ KE = (
 PROMPTSTH = 'This sentence : "{text}" means something'
 PROMPTSUM = 'This sentence : "{text}" can be summarized as'
 INSTRUCTION = "Instruct: {task}\nQuery: {text}"
+INSTRUCTED_PROMPTEOL = "Instruct: {task}\n" + PROMPTEOL
 ECHO = "Rewrite the sentence: {text}, rewritten sentence: {text}"
 DEFAULT_ICL_EXAMPLES = (("A jockey riding a horse.", "Equestrian"),)
 
@@ -81,6 +82,15 @@ STRATEGIES: list[Strategy] = [
         'This sentence : "{text}" means in one word:" — summarise into the next token',
         "Jiang et al., 2023, Scaling Sentence Embeddings with LLMs (arXiv:2307.16645)",
         single(PROMPTEOL),
+    ),
+    Strategy(
+        "instructeol",
+        "queries get 'Instruct: {task}' before PromptEOL; documents and symmetric texts PromptEOL alone",
+        "E5-Mistral's query instructions (arXiv:2401.00368) on PromptEOL (arXiv:2307.16645): the general adapter's",
+        single(INSTRUCTED_PROMPTEOL),
+        single(PROMPTEOL),
+        needs_task=True,
+        task_optional=True,  # a query without a task is embedded as a symmetric text: PromptEOL alone
     ),
     Strategy(
         "pcoteol",

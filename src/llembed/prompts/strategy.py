@@ -33,6 +33,9 @@ class Strategy:
     document_templates: tuple[PromptTemplate, ...] | None = None
     """``None``: documents get the query templates (symmetric strategies)."""
     needs_task: bool = False
+    task_optional: bool = False
+    """With ``needs_task``: a query without a task takes the document templates (embedded as a symmetric text, as
+    such a strategy is trained) instead of failing."""
     placeholder: bool = False
     """The strategy owns the ``{pst}`` placeholder: custom templates holding one use this strategy's hooks."""
 

@@ -70,7 +70,8 @@ class TrainConfig:
     """Per task (the examples' ``task``): how many of its batches an epoch draws, relative to its size (2: its
     examples twice, 0.5: half of them); unnamed tasks weigh 1."""
     num_negatives: int | None = None
-    """Hard negatives per example (the same for all, so batches gather evenly); default: the fewest any has."""
+    """Hard negatives per example, at most (every example of a task takes the same count, so batches gather
+    evenly); default: per task, the fewest its examples have. Tasks without negatives use in-batch ones only."""
     max_steps: int = 100
     learning_rate: float = 1e-4
     weight_decay: float = 0.0

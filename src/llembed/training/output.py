@@ -62,7 +62,13 @@ def _plot_loss(log: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.plot([e["step"] for e in log], [e["loss"] for e in log], linewidth=1)
+    tasks = sorted({e.get("task", "") for e in log})
+    for task in tasks:  # tasks' losses differ in kind and scale (InfoNCE, CoSENT, distillation): one curve each
+        entries = [e for e in log if e.get("task", "") == task]
+        label = task if len(tasks) > 1 else None
+        axis.plot([e["step"] for e in entries], [e["loss"] for e in entries], linewidth=1, label=label)
+    if len(tasks) > 1:
+        axis.legend(fontsize=8)
     axis.set_xlabel("step")
     axis.set_ylabel("training loss")
     axis.grid(alpha=0.3)

@@ -32,7 +32,7 @@ from llembed.reranker import Reranker
 from llembed.training import adapters
 from llembed.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from llembed.training.config import TrainConfig
-from llembed.training.data import TaskBatches, TrainExample, load_examples, load_sentences
+from llembed.training.data import DEFAULT_TASK, TaskBatches, TrainExample, load_examples, load_sentences
 from llembed.training.distributed import (
     World,
     barrier,
@@ -109,7 +109,10 @@ class Trainer:
         self.score_loss = ScoreDistillationLoss(config.temperature, config.teacher_temperature)
         self.teacher = None
         if config.teacher is not None and config.teacher.weight > 0:
-            self.teacher = Embedder.from_pretrained(config.teacher.model)
+            # the teacher reads what the student reads: texts cut at the same length, never refused as too long
+            self.teacher = Embedder.from_pretrained(config.teacher.model, truncation=True)
+            if self.teacher.recipe.max_length > config.max_length:
+                self.teacher = self.teacher.replace(max_length=config.max_length)
             self.teacher_loss = EmbedderDistillationLoss(config.teacher.mode)
         self.log: list[dict] = []
 
@@ -120,16 +123,12 @@ class Trainer:
             raise RecipeError(f"batch_size {config.batch_size} must split evenly over {self.world.size} processes")
         if config.objective in ("contrastive", "rerank"):
             examples = load_examples(config.data)
-            ungraded = [e for e in examples if e.label is None]  # graded pairs (CoSENT) take no negatives
-            fewest = min((len(e.negatives) for e in ungraded), default=0)
-            self.num_negatives = fewest if config.num_negatives is None else config.num_negatives
-            if self.num_negatives > fewest:
-                raise InputError(f"num_negatives={self.num_negatives}, but some examples have only {fewest}")
-            if config.score_distillation > 0 and any(e.scores is None for e in ungraded):
+            self.negatives = self._negatives_per_task(examples)
+            if config.score_distillation > 0 and any(e.scores is None for e in examples if e.label is None):
                 raise InputError("score_distillation needs teacher 'scores' on every example")
-            if config.objective == "rerank" and len(ungraded) < len(examples):
+            if config.objective == "rerank" and any(e.label is not None for e in examples):
                 raise InputError("rerank training takes (query, positive, negatives) examples, not graded pairs")
-            if config.objective == "rerank" and self.num_negatives == 0:
+            if config.objective == "rerank" and not all(self.negatives.values()):
                 raise InputError(
                     "rerank training needs hard negatives on every example (the positive is judged against them): "
                     "mine them with `llembed mine-negatives`"
@@ -137,7 +136,7 @@ class Trainer:
         else:
             sentences = load_sentences(config.data)
             examples = [TrainExample(text, text) for text in sentences]
-            self.num_negatives = 0
+            self.negatives = {DEFAULT_TASK: 0}
         teacher = config.teacher
         if teacher is not None:
             unknown = sorted((set(teacher.alone) | set(teacher.tasks or ())) - {e.task for e in examples})
@@ -178,11 +177,31 @@ class Trainer:
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _negatives_per_task(self, examples: Sequence[TrainExample]) -> dict[str, int]:
+        """Hard negatives per example, by task: the fewest the task's examples carry (every process gathers the
+        same count), capped by ``num_negatives``. A task without any (graded pairs, plain pairs) trains on
+        in-batch negatives alone, so mixing it in does not drop another task's hard negatives."""
+        fewest: dict[str, int] = {}
+        for example in examples:
+            count = 0 if example.label is not None else len(example.negatives)  # CoSENT pairs take none
+            fewest[example.task] = min(fewest.get(example.task, count), count)
+        cap = self.config.num_negatives
+        if cap is not None:
+            short = {task: n for task, n in fewest.items() if 0 < n < cap}
+            if short:
+                raise InputError(
+                    f"num_negatives={cap}, but some examples have fewer: "
+                    + ", ".join(f"task {task!r} has {n}" for task, n in sorted(short.items()))
+                )
+            fewest = {task: min(n, cap) for task, n in fewest.items()}
+        return fewest
+
     def _contrastive_step(self, batch: Sequence[TrainExample]) -> float:
         local = list(batch[self.world.shard(len(batch))])
         graded = local[0].label is not None  # the whole batch is one task, so all or none are graded
-        k = 0 if graded else self.num_negatives
+        k = self.negatives[local[0].task]
         instruction = local[0].instruction
+        instructed = instruction is not None or self.embedder.recipe.task is not None
         groups = {
             "queries": [e.query for e in local],
             "positives": [e.positive for e in local],
@@ -192,7 +211,9 @@ class Trainer:
             encoders = {name: self._encoder("text") for name in groups}
         else:
             encoders = {
-                "queries": self._encoder("query", instruction),
+                # with no instruction at all the task is symmetric: its queries are embedded as evaluation embeds a
+                # symmetric task's texts (under an instruction prompt, the document side), not as queries
+                "queries": self._encoder("query", instruction) if instructed else self._encoder("text"),
                 "positives": self._encoder("document"),
                 "negatives": self._encoder("document"),
             }
@@ -233,7 +254,7 @@ class Trainer:
         """Each query's loss depends on its own documents only, so chunks of ``chunk_size`` queries backpropagate
         one after another: the gradients equal one pass over the batch, with one chunk's activations alive."""
         local = list(batch[self.world.shard(len(batch))])
-        k = self.num_negatives
+        k = self.negatives[local[0].task]
         size = self.config.chunk_size or len(local)
         total = 0.0
         for start in range(0, len(local), size):
@@ -298,6 +319,7 @@ class Trainer:
                 loss = self._step(step, batch)
                 entry = {
                     "step": step + 1,
+                    "task": batch[0].task,  # batches are one task each: a multi-task run plots a curve per task
                     "loss": loss,
                     "lr": self.scheduler.get_last_lr()[0],
                     "seconds": round(time.perf_counter() - started, 3),
