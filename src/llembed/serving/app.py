@@ -368,12 +368,15 @@ def create_app(
             {"object": "embedding", "index": i, "embedding": vector}
             for i, vector in enumerate(_encode_vectors(vectors, parsed.encoding_format))
         ]
-        return {
-            "object": "list",
-            "data": data,
-            "model": model.name,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        # a Response, not a dict: FastAPI would walk every float through jsonable_encoder first
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": model.name,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     @app.post("/v1/search")
     async def search(request: Request):
