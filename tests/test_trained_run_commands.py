@@ -74,9 +74,7 @@ def test_mine_negatives(tmp_path, trained):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
     out = tmp_path / "mined.jsonl"
-    _ok(
-        ["mine-negatives", str(data), str(out), "--corpus", str(corpus), "-m", trained, "--num-negatives", "2"]
-    )
+    _ok(["mine-negatives", str(data), str(out), "--corpus", str(corpus), "-m", trained, "--num-negatives", "2"])
     assert len(json.loads(out.read_text().splitlines()[0])["negatives"]) == 2
 
 

@@ -251,3 +251,15 @@ def test_a_teacher_alone_task_learns_only_the_teachers_similarities(tiny_config,
         Trainer(tiny_config(data=[str(data)], teacher=teacher | {"tasks": ["nli"]}))
     with pytest.raises(RecipeError, match="teacher.weight must be positive"):
         Trainer(tiny_config(data=[str(data)], batch_size=8, teacher=teacher | {"weight": 0.0}))
+
+
+def test_hard_negatives_are_counted_per_task(tiny_config, tmp_path):
+    """A task without negatives (plain pairs) used to set the count to 0 for every task, dropping the triplets'."""
+    rows = [{"query": f"q {i}", "positive": f"p {i}", "negatives": [f"n {i}", f"m {i}"], "task": "nli"}
+            for i in range(4)]  # fmt: skip
+    rows += [{"query": f"c {i}", "positive": f"d {i}", "task": "pairs"} for i in range(4)]
+    data = str(write_jsonl(tmp_path / "mixed.jsonl", rows))
+    assert Trainer(tiny_config(data=[data], batch_size=4)).negatives == {"nli": 2, "pairs": 0}
+    assert Trainer(tiny_config(data=[data], batch_size=4, num_negatives=1)).negatives == {"nli": 1, "pairs": 0}
+    with pytest.raises(InputError, match="num_negatives=3, but some examples have fewer: task 'nli' has 2"):
+        Trainer(tiny_config(data=[data], batch_size=4, num_negatives=3))
