@@ -19,6 +19,7 @@ Writes ``<out>/compare.md``, ``compare.json`` and ``decontamination.json``.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -58,12 +59,13 @@ DOCUMENT_TOKENS = 256  # retrieval documents are cut here for every measured row
 def published(reference: Path, model: str) -> dict[str, float]:
     """A model's published MTEB scores (×100) by panel column, from the reference table."""
     wanted = {(task, subset): column for column, _, (task, subset), _ in PANEL}
-    scores = {}
-    for line in reference.read_text(encoding="utf-8").splitlines()[1:]:
-        fields = line.split("\t")
-        if fields[0] == model and fields[2] == "test" and (fields[1], fields[3]) in wanted:
-            scores[wanted[(fields[1], fields[3])]] = float(fields[4])
-    return scores
+    with reference.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return {
+        wanted[(row["task"], row["subset"])]: float(row["main_score_x100"])
+        for row in rows
+        if row["model"] == model and row["split"] == "test" and (row["task"], row["subset"]) in wanted
+    }
 
 
 def training_free_best(results: Path) -> dict[str, tuple[float, str]]:

@@ -53,9 +53,8 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
 
 @dataclass(frozen=True)
 class TunedModel:
-    base: str
-    """The bundled model the adapter was trained on (an alias of :data:`BUNDLED_MODELS`)."""
     description: str
+    """What it is; its base model and adapter are named by its folder's ``recipe.yaml``."""
 
 
 TUNED_DIR = Path(__file__).parent / "models"
@@ -64,7 +63,6 @@ a ``llembed train`` run, so the alias resolves exactly as that run folder would.
 
 TUNED_MODELS: dict[str, TunedModel] = {
     "smollm2-135m-tuned": TunedModel(
-        "smollm2-135m",
         "SmolLM2-135M-Instruct + llembed's general-purpose LoRA (examples/general_lora.yaml): similarity, "
         "retrieval, classification and clustering, instructions on retrieval queries",
     ),
