@@ -1,6 +1,7 @@
 """Encoding speed: llembed vs plain transformers vs sentence-transformers, same process, same real texts.
 
-    python benchmarks/bench_encode.py [--texts 2000] [--icl-texts 300] [--json benchmarks/results/bench_encode.json]
+    python benchmarks/bench_encode.py [--texts 2000] [--icl-texts 300] [--compile] [--emulate-avx2]
+                                      [--json benchmarks/results/bench_encode.json]
 
 Prints tokens/s and texts/s of each system with ratios, the machine's measured fp32/bf16 matmul peak and
 llembed's share of it, cosine of llembed's vectors to the fp32 reference, and peak RSS; then llembed's int8 path
@@ -9,6 +10,8 @@ against sentence-transformers at the CPU's best dtype; then a scenario with a ~2
 prefix. Texts: unique STS Benchmark train sentences and SciFact abstracts (bundled, real). All systems use
 last-token pooling on SmolLM2-135M-Instruct (the default model). llama.cpp (``llama-cpp-python`` on the same
 GGUF) joins as a peer when it is importable; it is never a dependency (it compiles from source).
+``--emulate-avx2`` runs everything with oneDNN, MKL and ATen capped at AVX2 (``ONEDNN_MAX_CPU_ISA`` and kin):
+the kernels a CPU without AVX-512, VNNI, bf16 or AMX gets, on whatever CPU runs the benchmark.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 
 from llembed import Embedder
+from llembed.allocator import keep_freed_memory
 from llembed.backbone import cpu_has_native_bf16, cpu_name
 from llembed.evaluation.bundled import DATA_DIR
 from llembed.evaluation.measure import measure
@@ -265,7 +270,17 @@ def main() -> None:
     parser.add_argument("--mixed-texts", type=int, default=600, help="length mixes: texts of 5–60 words")
     parser.add_argument("--long-texts", type=int, default=150, help="length mixes: SciFact abstracts")
     parser.add_argument("--no-length-mixes", action="store_true", help="skip the length-mix scenario")
+    parser.add_argument(
+        "--emulate-avx2",
+        action="store_true",
+        help="cap oneDNN, MKL and ATen at AVX2 (no AVX-512, VNNI, bf16 or AMX): a CPU without native bf16",
+    )
     args = parser.parse_args()
+    if args.emulate_avx2 and os.environ.get("ONEDNN_MAX_CPU_ISA") != "AVX2":
+        # the caps are read when the libraries start: run this script again under them
+        caps = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **caps})
+    isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
     if args.stream_texts:
         result = stream_memory(args.stream_texts, args.batch_size)
         path = args.json.with_name("bench_stream_memory.json")
@@ -280,9 +295,11 @@ def main() -> None:
     peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
     print(
         f"machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}, "
-        f"native bf16: {native_bf16}"
+        f"native bf16: {native_bf16}" + (f" (capped at {isa_cap} by ONEDNN_MAX_CPU_ISA)" if isa_cap else "")
     )
     print(f"matmul peak: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.1f} GFLOP/s")
+    kept = keep_freed_memory()  # what loading llembed does; process-wide, so the peers below run with it too
+    print(f"allocator: freed memory {'kept (llembed.allocator), for every system here' if kept else 'as glibc does'}")
 
     llembed = Embedder.from_pretrained(None, prompt="none", pooling="last", dtype="auto", normalize=False)
     llembed_dtype = str(llembed.backbone.dtype).replace("torch.", "")
@@ -410,6 +427,8 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "threads": torch.get_num_threads(),
             "native_bf16": native_bf16,
+            "isa_cap": isa_cap,
+            "freed_memory_kept": kept,
             "matmul_gflops": peaks,
         },
         "texts": len(texts),

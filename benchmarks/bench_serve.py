@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import gc
 import json
 import os
@@ -81,10 +82,11 @@ class Server:
             self.process.kill()
 
 
-def llembed_server(model: str | None) -> Server:
+def llembed_server(model: str | None, max_wait_ms: float | None = None) -> Server:
     port = free_port()
     command = [sys.executable, "-c", "from llembed.cli import app; app()", "serve", "--port", str(port)]
     command += ["-m", model] if model else []
+    command += ["--max-wait-ms", str(max_wait_ms)] if max_wait_ms is not None else []
     return Server(command, f"http://127.0.0.1:{port}", "/health")
 
 
@@ -120,36 +122,39 @@ def decode(row: dict) -> np.ndarray:
     return np.asarray(vector, dtype=np.float32)
 
 
-async def load(server: Server, path: str, texts: list[str], expected: np.ndarray, clients: int, body: dict) -> dict:
+async def load(
+    server: Server, path: str, texts: list[str], expected: np.ndarray, clients: int, body: dict, http_client: str
+) -> dict:
+    """``clients`` closed-loop clients on one connection each; ``http_client`` names the library they use."""
     latencies: list[float] = []
     errors: list[str] = []
     worst = 0.0
     rows = iter(range(len(texts)))
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client(post) -> None:
         nonlocal worst
         for row in rows:  # one shared iterator: every client takes the next text when it is free
             started = time.perf_counter()
-            response = await http.post(path, json=body | {"input": [texts[row]]})
+            status, payload = await post(path, body | {"input": [texts[row]]})
             latencies.append(time.perf_counter() - started)
-            if response.status_code != 200:
-                errors.append(response.text[:200])
+            if status != 200:
+                errors.append(str(payload)[:200])
                 continue
-            got = decode(response.json()["data"][0])
+            got = decode(payload["data"][0])
             worst = max(worst, float(np.abs(got - expected[row]).max()))
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=server.base, timeout=300, limits=limits) as http:
-        metrics = (await http.get("/metrics")).text if path.startswith("/v1") else ""
+    async with http_session(server.base, clients, http_client) as (get, post):
+        metrics = await get("/metrics") if path.startswith("/v1") else ""
         started = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(clients)))
+        await asyncio.gather(*(client(post) for _ in range(clients)))
         elapsed = time.perf_counter() - started
-        after = (await http.get("/metrics")).text if metrics else ""
+        after = await get("/metrics") if metrics else ""
     before_calls, after_calls = batch_calls(metrics), batch_calls(after)
     merged = (after_calls[0] - before_calls[0]) / max(1.0, after_calls[1] - before_calls[1]) if metrics else None
     p50, p99 = np.percentile(latencies, [50, 99]) * 1000
     return {
         "clients": clients,
+        "http_client": http_client,
         "requests": len(latencies),
         "errors": len(errors),
         "req_per_s": len(latencies) / elapsed,
@@ -158,6 +163,40 @@ async def load(server: Server, path: str, texts: list[str], expected: np.ndarray
         "requests_per_model_call": merged,
         "max_abs_diff": worst,
     }
+
+
+@contextlib.asynccontextmanager
+async def http_session(base: str, clients: int, http_client: str):
+    """``(get text, post JSON → (status, JSON))`` over a pool of ``clients`` keep-alive connections. aiohttp costs
+    the machine less CPU per request than httpx, which matters when clients and server share two cores."""
+    if http_client == "aiohttp":
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=clients)
+        async with aiohttp.ClientSession(base, connector=connector, timeout=aiohttp.ClientTimeout(300)) as http:
+
+            async def get(path: str) -> str:
+                async with http.get(path) as response:
+                    return await response.text()
+
+            async def post(path: str, payload: dict) -> tuple[int, dict | str]:
+                async with http.post(path, json=payload) as response:
+                    ok = response.status == 200
+                    return response.status, await (response.json() if ok else response.text())
+
+            yield get, post
+        return
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as http:
+
+        async def get(path: str) -> str:
+            return (await http.get(path)).text
+
+        async def post(path: str, payload: dict) -> tuple[int, dict | str]:
+            response = await http.post(path, json=payload)
+            return response.status_code, response.json() if response.status_code == 200 else response.text
+
+        yield get, post
 
 
 def library_rates(embedder: Embedder, texts: list[str]) -> tuple[float, float, np.ndarray]:
@@ -194,12 +233,14 @@ def main() -> None:
     parser.add_argument("--infinity-venv", type=Path, default=None)
     parser.add_argument("--install-infinity", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--max-wait-ms", type=float, default=None, help="the server's batching wait (its default)")
+    parser.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp", help="the clients' HTTP library")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     rows = load_bundled("stsbenchmark").rows
     texts = [t for r in rows for t in (r["sentence1"], r["sentence2"])][: args.requests]
     print(f"cpu: {cpu_name()}, native bf16: {cpu_has_native_bf16()}, {os.cpu_count()} cores")
-    print(f"{len(texts)} requests of one STS-B sentence each, encoding_format={args.encoding}")
+    print(f"{len(texts)} requests of one STS-B sentence each, encoding_format={args.encoding}, client {args.client}")
     body = {"encoding_format": args.encoding}
 
     embedder = Embedder.from_pretrained(args.model)
@@ -207,9 +248,9 @@ def main() -> None:
     print(f"{embedder}\nlibrary in-process: {one_by_one:.1f} texts/s one per call, {in_batch:.1f} as one batch")
     del embedder
     gc.collect()
-    with llembed_server(args.model) as server:
+    with llembed_server(args.model, args.max_wait_ms) as server:
         httpx.post(server.base + "/v1/embeddings", json={"input": "warm up"}, timeout=120)
-        results = [asyncio.run(load(server, "/v1/embeddings", texts, expected, c, body)) for c in levels]
+        results = [asyncio.run(load(server, "/v1/embeddings", texts, expected, c, body, args.client)) for c in levels]
     print_levels("llembed serve (its own process)", results, in_batch)
     at_most = max(results, key=lambda r: r["clients"])
     share = at_most["req_per_s"] / in_batch
@@ -219,6 +260,7 @@ def main() -> None:
         "cpu": cpu_name(),
         "model": args.model or "smollm2-135m",
         "encoding": args.encoding,
+        "http_client": args.client,
         "library_one_per_call": one_by_one,
         "library_batch": in_batch,
         "levels": results,
@@ -227,12 +269,12 @@ def main() -> None:
     if args.infinity_venv:
         if args.install_infinity:
             install_infinity(args.infinity_venv)
-        report["peer"] = compare_with_infinity(args.infinity_venv, texts, max(levels), body)
+        report["peer"] = compare_with_infinity(args.infinity_venv, texts, max(levels), body, args.client)
     if args.json:
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
 
 
-def compare_with_infinity(venv: Path, texts: list[str], clients: int, body: dict) -> dict:
+def compare_with_infinity(venv: Path, texts: list[str], clients: int, body: dict, http_client: str) -> dict:
     """all-MiniLM-L6-v2 served by llembed and by infinity-emb, the same load on each."""
     minilm = Embedder.from_pretrained("all-minilm-l6-v2", dtype="float32")
     _, in_batch, expected = library_rates(minilm, texts)
@@ -241,12 +283,14 @@ def compare_with_infinity(venv: Path, texts: list[str], clients: int, body: dict
     peer = {"library_batch": in_batch}
     with llembed_server("all-minilm-l6-v2") as server:
         httpx.post(server.base + "/v1/embeddings", json={"input": "warm up"}, timeout=120)
-        peer["llembed"] = asyncio.run(load(server, "/v1/embeddings", texts, expected, clients, body))
+        peer["llembed"] = asyncio.run(load(server, "/v1/embeddings", texts, expected, clients, body, http_client))
     model_path = locate("all-minilm-l6-v2").path
     with infinity_server(venv, model_path) as server:
         infinity_body = body | {"model": str(model_path)}
         httpx.post(server.base + "/embeddings", json=infinity_body | {"input": ["warm up"]}, timeout=120)
-        peer["infinity"] = asyncio.run(load(server, "/embeddings", texts, expected, clients, infinity_body))
+        peer["infinity"] = asyncio.run(
+            load(server, "/embeddings", texts, expected, clients, infinity_body, http_client)
+        )
     print_levels("all-MiniLM-L6-v2: llembed serve, then infinity-emb", [peer["llembed"], peer["infinity"]], in_batch)
     ratio = peer["llembed"]["req_per_s"] / peer["infinity"]["req_per_s"]
     print(f"llembed / infinity-emb at {clients} clients: {ratio:.2f}×")

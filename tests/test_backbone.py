@@ -127,3 +127,17 @@ def test_dtype_auto_follows_native_bf16(monkeypatch):
     assert backbone_module.resolve_dtype("auto", torch.device("cpu")) == torch.float32
     assert backbone_module.resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
     assert backbone_module.resolve_dtype("float16", torch.device("cpu")) == torch.float16
+
+
+@pytest.mark.parametrize("isa", ["AVX2", "avx512_core_vnni"])
+def test_a_onednn_cap_below_bf16_means_no_native_bf16(monkeypatch, isa):
+    from llembed import backbone as backbone_module
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    backbone_module.cpu_has_native_bf16.cache_clear()
+    try:
+        assert backbone_module.cpu_has_native_bf16() is False
+        assert backbone_module.resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    finally:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+        backbone_module.cpu_has_native_bf16.cache_clear()

@@ -403,3 +403,31 @@ def test_final_layer_passes_run_the_compiled_model_and_others_run_eagerly(tiny_m
     assert len(calls) == 1  # a middle layer needs hooks: eager
     backbone.compiled = None
     assert np.allclose(final.encode(SENTENCES), eager, atol=1e-6)
+
+
+def test_weights_changed_after_compile_send_passes_back_to_eager(tiny_model_dirs, caplog):
+    """The compiled graph holds the weights it froze: after a weight update it must not run any more."""
+    backbone = Backbone.load(locate(str(tiny_model_dirs["llama"])), dtype="float32")
+    calls = []
+
+    def compiled(**kwargs):
+        calls.append(1)
+        return backbone.base(**kwargs)
+
+    backbone.compiled, backbone._compiled_for = compiled, backbone.weights_version()  # what compile() records
+    embedder = Embedder(backbone, Recipe(prompt="none", pooling="mean"))
+    embedder.encode(SENTENCES)
+    assert len(calls) == 1
+    with torch.no_grad():
+        backbone.layers[0].mlp.up_proj.weight.mul_(2.0)  # an optimizer step's kind of in-place update
+    updated = embedder.encode(SENTENCES)
+    assert len(calls) == 1 and backbone.compiled is None  # eager, with the new weights
+    assert "weights changed after compile()" in caplog.text
+    assert np.allclose(updated, Embedder(backbone, Recipe(prompt="none", pooling="mean")).encode(SENTENCES))
+
+
+def test_compile_refuses_an_int8_backbone(tiny_model_dirs, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLEMBED_CACHE", str(tmp_path))
+    backbone = Backbone.load(locate(str(tiny_model_dirs["llama"])), dtype="int8")
+    with pytest.raises(RecipeError, match="compile runs float passes: this backbone's layers are int8"):
+        backbone.compile()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from llembed.allocator import keep_freed_memory
 from llembed.errors import InputError, RecipeError
 from llembed.model_sources import ModelSource, dequantized_gguf
 from llembed.prefix_cache import PrefixCache, PrefixState
@@ -41,8 +43,16 @@ class _StopForward(Exception):
     """Raised by a hook once the deepest needed layer has run."""
 
 
+PRE_BF16_ISAS = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"})
+"""``ONEDNN_MAX_CPU_ISA`` levels below native bf16: capped there, oneDNN emulates bf16 products."""
+
+
 @functools.cache
 def cpu_has_native_bf16() -> bool:
+    """AMX or AVX-512-BF16 in the CPU's flags, unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below them (as a
+    deployment may, or ``benchmarks/bench_encode.py --emulate-avx2`` does)."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper() in PRE_BF16_ISAS:
+        return False
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             flags = handle.read()
@@ -100,6 +110,8 @@ class Backbone:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     """Held for every forward pass (hooks and attention flags live on the shared modules)."""
     _generation: int = field(default=0, repr=False, compare=False)
+    _compiled_for: tuple | None = field(default=None, repr=False, compare=False)
+    """:meth:`weights_version` when :meth:`compile` froze the weights into :attr:`compiled`."""
 
     @classmethod
     def load(
@@ -115,6 +127,8 @@ class Backbone:
         if dtype == "int8" and target.type != "cpu":
             raise RecipeError(f"dtype int8 is the CPU path; on {target.type} use bfloat16 or float16")
         torch_dtype = torch.float32 if dtype == "int8" else resolve_dtype(dtype, target)
+        if target.type == "cpu":
+            keep_freed_memory()
         config = AutoConfig.from_pretrained(path, local_files_only=True)
         decoder = is_decoder_config(config)
         loader = AutoModelForCausalLM if decoder else AutoModel
@@ -175,6 +189,7 @@ class Backbone:
         by default one cached per model weights, calibrated on the bundled sentences on first use (seconds)."""
         from llembed.model_sources import cache_root
         from llembed.quantization import (
+            CALIBRATION_VERSION,
             calibrate,
             calibration_texts,
             load_scales,
@@ -188,7 +203,8 @@ class Backbone:
         if self.dtype != torch.float32:
             raise RecipeError(f"int8 quantizes float32 weights, not {self.dtype_name}")
         fingerprint = weights_fingerprint(self.model)
-        path = Path(scales) if scales is not None else cache_root() / "int8" / f"{fingerprint}.safetensors"
+        cached = cache_root() / "int8" / f"{fingerprint}-{CALIBRATION_VERSION}.safetensors"
+        path = Path(scales) if scales is not None else cached
         if path.is_file():
             ranges = load_scales(path)
         else:
@@ -232,12 +248,27 @@ class Backbone:
     def compile(self) -> None:
         """Compile the transformer with ``torch.compile`` (inductor, dynamic shapes) for plain inference passes.
 
-        Measure before using it (``benchmarks/bench_encode.py --compile``; the README has the numbers): the
-        first batches compile for minutes. Passes that need hooks (a middle layer, Token Prepending), a prefix
-        cache or bidirectional attention run eagerly.
+        Inductor *freezes* the weights: they become constants of the graph, so the CPU's matrix products run on
+        weights packed once for oneDNN, and norms, rotary embeddings and the gated activation fuse into a few
+        kernels. Weights changed afterwards (training, :meth:`weights_changed`) send passes back to eager mode
+        until ``compile()`` is called again. Measure before using it (``benchmarks/bench_encode.py --compile``;
+        the README has the numbers): the first batch compiles for a minute or more. Passes that need hooks (a
+        middle layer, Token Prepending), a prefix cache or bidirectional attention run eagerly.
         """
+        if self.quantization is not None:
+            raise RecipeError(f"compile runs float passes: this backbone's layers are {self.quantization}")
+        if self.compiled is None or self._compiled_for != self.weights_version():
+            self.compiled = torch.compile(self.base, dynamic=True, options={"freezing": True})
+            self._compiled_for = self.weights_version()
+
+    def _compiled_model(self) -> nn.Module | None:
+        """The compiled model while it still holds the current weights (frozen into its graph), else None."""
         if self.compiled is None:
-            self.compiled = torch.compile(self.base, dynamic=True)
+            return None
+        if self._compiled_for is not None and self._compiled_for != self.weights_version():
+            logger.warning("the weights changed after compile(): passes run eagerly until compile() is called again")
+            self.compiled = None
+        return self.compiled
 
     @functools.cached_property
     def prefix_cache(self) -> PrefixCache:
@@ -400,7 +431,8 @@ class Backbone:
         try:
             with self.attention(bidirectional):
                 plain = not handles and cache is None and not bidirectional and not torch.is_grad_enabled()
-                base = self.compiled if self.compiled is not None and plain else self.base
+                compiled = self._compiled_model() if plain else None
+                base = compiled if compiled is not None else self.base
                 output = base(**kwargs)
             if deepest == self.num_layers:
                 captured[self.num_layers] = output.last_hidden_state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -108,3 +109,29 @@ def test_a_lone_request_runs_without_waiting_for_company(tiny_embedder):
         )
     finally:
         batcher.close()
+
+
+def test_under_load_a_round_waits_for_the_clients_of_the_last_one(tiny_embedder):
+    records = []
+    batcher = DynamicBatcher(tiny_embedder, max_wait_ms=0, on_batch=records.append)
+    original, gate = batcher._pool, threading.Event()
+
+    def slow(texts, side, task):  # a 0.8 s model call: the next round may wait 0.2 s for company
+        gate.wait(30)
+        time.sleep(0.8)
+        return original(texts, side, task)
+
+    batcher._pool = slow
+    try:
+        first = [batcher.submit(TEXTS[i : i + 1]) for i in range(4)]
+        gate.set()
+        [f.result(30) for f in first]  # one round of 1 (it started alone), then one of 3 — or one of 4
+        merged_before = records[-1].requests
+        returning = [batcher.submit(TEXTS[4:5])]
+        time.sleep(0.02)  # the rest of the last round's clients come back a little later
+        returning += [batcher.submit(TEXTS[5 + i : 6 + i]) for i in range(merged_before - 1)]
+        results = [f.result(30)[tiny_embedder.spec] for f in returning]
+    finally:
+        batcher.close()
+    assert merged_before > 1 and records[-1].requests == merged_before  # they shared one call
+    assert torch.allclose(torch.cat(results), _pool(tiny_embedder, TEXTS[4 : 4 + merged_before]), atol=1e-5)
