@@ -1,6 +1,6 @@
 """Encoding speed: llembed vs plain transformers vs sentence-transformers, same process, same real texts.
 
-    python benchmarks/bench_encode.py [--texts 2000] [--icl-texts 300] [--compile] [--emulate-avx2]
+    python benchmarks/bench_encode.py [--texts 2000] [--icl-texts 300] [--compile] [--isa-cap AVX2]
                                       [--json benchmarks/results/bench_encode.json]
 
 Prints tokens/s and texts/s of each system with ratios, the machine's measured fp32/bf16 matmul peak and
@@ -10,8 +10,10 @@ against sentence-transformers at the CPU's best dtype; then a scenario with a ~2
 prefix. Texts: unique STS Benchmark train sentences and SciFact abstracts (bundled, real). All systems use
 last-token pooling on SmolLM2-135M-Instruct (the default model). llama.cpp (``llama-cpp-python`` on the same
 GGUF) joins as a peer when it is importable; it is never a dependency (it compiles from source).
-``--emulate-avx2`` runs everything with oneDNN, MKL and ATen capped at AVX2 (``ONEDNN_MAX_CPU_ISA`` and kin):
-the kernels a CPU without AVX-512, VNNI, bf16 or AMX gets, on whatever CPU runs the benchmark.
+``--isa-cap AVX2`` runs everything with oneDNN, MKL and ATen capped at AVX2 (``ONEDNN_MAX_CPU_ISA`` and kin): the
+kernels a CPU without AVX-512, VNNI, bf16 or AMX gets, on whatever CPU runs the benchmark. ``AVX512_CORE_VNNI``
+stands for a CPU with AVX-512 and VNNI but no bf16 (Cascade Lake, Ice Lake); ``AVX512_CORE`` for one without
+VNNI either (Skylake).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from llembed.backbone import cpu_has_native_bf16, cpu_name
 from llembed.evaluation.bundled import DATA_DIR
 from llembed.evaluation.measure import measure
 from llembed.model_sources import dequantized_gguf, locate
+
+ISA_CAPS = {"AVX2": ("AVX2", "avx2"), "AVX512_CORE": ("AVX512", "avx512"), "AVX512_CORE_VNNI": ("AVX512", "avx512")}
+"""``--isa-cap``: oneDNN's cap → (MKL's, ATen's)."""
 
 
 def real_sentences(count: int, min_words: int = 5, max_words: int = 60) -> list[str]:
@@ -271,14 +276,15 @@ def main() -> None:
     parser.add_argument("--long-texts", type=int, default=150, help="length mixes: SciFact abstracts")
     parser.add_argument("--no-length-mixes", action="store_true", help="skip the length-mix scenario")
     parser.add_argument(
-        "--emulate-avx2",
-        action="store_true",
-        help="cap oneDNN, MKL and ATen at AVX2 (no AVX-512, VNNI, bf16 or AMX): a CPU without native bf16",
+        "--isa-cap",
+        choices=sorted(ISA_CAPS),
+        help="cap oneDNN, MKL and ATen at this instruction set: the kernels of an older CPU, on this one",
     )
     args = parser.parse_args()
-    if args.emulate_avx2 and os.environ.get("ONEDNN_MAX_CPU_ISA") != "AVX2":
+    if args.isa_cap and os.environ.get("ONEDNN_MAX_CPU_ISA") != args.isa_cap:
         # the caps are read when the libraries start: run this script again under them
-        caps = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+        mkl, aten = ISA_CAPS[args.isa_cap]
+        caps = {"ONEDNN_MAX_CPU_ISA": args.isa_cap, "MKL_ENABLE_INSTRUCTIONS": mkl, "ATEN_CPU_CAPABILITY": aten}
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **caps})
     isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
     if args.stream_texts:

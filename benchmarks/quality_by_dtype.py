@@ -5,7 +5,7 @@ default model, for float32 (the reference), bfloat16 and int8, plus the minimum 
     python benchmarks/quality_by_dtype.py [--dtypes float32 bfloat16 int8] [--json FILE]
 
 Under ``ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2`` it measures the kernels of
-a CPU without AVX-512 (as ``bench_encode.py --emulate-avx2`` does).
+a CPU without AVX-512 (as ``bench_encode.py --isa-cap AVX2`` does).
 
 The bar (issue 16): every path within 0.5 points of float32 on both tasks.
 """

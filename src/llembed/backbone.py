@@ -50,7 +50,7 @@ PRE_BF16_ISAS = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "
 @functools.cache
 def cpu_has_native_bf16() -> bool:
     """AMX or AVX-512-BF16 in the CPU's flags, unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below them (as a
-    deployment may, or ``benchmarks/bench_encode.py --emulate-avx2`` does)."""
+    deployment may, or ``benchmarks/bench_encode.py --isa-cap AVX2`` does)."""
     if os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper() in PRE_BF16_ISAS:
         return False
     try:
