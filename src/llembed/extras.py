@@ -12,9 +12,9 @@ import importlib.util
 from llembed.errors import LlembedError
 
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "eval": ("mteb", "sklearn", "bm25s", "matplotlib"),
-    "serve": ("fastapi", "uvicorn", "faiss", "prometheus_client"),
-    "index": ("faiss",),
+    "eval": ("mteb", "sklearn", "bm25s", "Stemmer", "matplotlib"),
+    "serve": ("fastapi", "uvicorn", "faiss", "bm25s", "Stemmer", "prometheus_client"),
+    "index": ("faiss", "bm25s"),
     "train": ("matplotlib",),
     "synth": ("httpx", "fastapi", "uvicorn"),
     "ray": ("ray",),

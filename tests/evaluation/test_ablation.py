@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from llembed import Embedder, Recipe
+from llembed.bm25 import bm25_scores
 from llembed.evaluation.ablation import AblationRunner, parse_grid
 from llembed.evaluation.bundled import load_bundled, subsample_pairs, subsample_retrieval
 from llembed.evaluation.evaluate import evaluate
 from llembed.evaluation.report import write_report
 from llembed.evaluation.tasks import make_task
+from llembed.output import cosine_matrix
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +73,10 @@ def test_lexical_variants_and_report(tiny, sts, tmp_path):
     retrieval = subsample_retrieval(load_bundled("scifact"), 5, 10)
     recipe = tiny.recipe.replace(prompt="prompteol", pooling="last", max_length=128, truncation=True)
     cells = runner.run_lexical(retrieval, recipe)
-    assert [c.variant for c in cells] == ["dense", "sparse", "hybrid"]
+    assert [c.variant for c in cells] == ["dense", "sparse", "bm25", "hybrid", "dense+bm25", "dense+sparse+bm25"]
     bm25 = runner.run_baseline(retrieval, "bm25", "BM25 (bm25s)")
     assert 0 <= bm25.main <= 100 and bm25.variant == "baseline"
+    assert bm25.scores == cells[2].scores  # the recipe's BM25 channel is the baseline, tokenized alike
     paths = write_report(runner.cells, tmp_path, {"model": "tiny", "suite": "test", "seconds": 1.0})
     data = json.loads(paths["json"].read_text())
     assert len(data["cells"]) == len(runner.cells)
@@ -96,3 +99,30 @@ def test_sparse_scores_come_from_the_same_pass_as_dense(tiny):
     queries = list(retrieval.queries.values())
     matrix = embedder.encode_sparse(queries, side="query")
     assert np.isfinite(matrix.data).all() and matrix.shape[0] == len(queries)
+
+
+def test_bm25_modes_are_the_fusion_of_the_channels_by_hand(tiny):
+    retrieval = subsample_retrieval(load_bundled("scifact"), 6, 20)
+    task = make_task(retrieval)
+    embedder = Embedder(tiny.backbone, tiny.recipe.replace(prompt="prompteol", max_length=64, truncation=True))
+    results = {r.variant: r for r in evaluate(embedder, task, bm25=True, fusions=("rrf", "weighted"))}
+    assert list(results) == ["dense", "bm25", "dense+bm25", "dense+bm25 (weighted)"]  # the first fusion unnamed
+    requests = task.requests()
+    dense = cosine_matrix(embedder.encode_queries(requests["query"], task=retrieval.meta.get("instruction")),
+                          embedder.encode_documents(requests["document"]))  # fmt: skip
+    lexical = bm25_scores(requests["query"], requests["document"])
+    assert results["dense"].scores == pytest.approx(task.score_similarity(dense), abs=1e-6)
+    assert results["bm25"].scores == pytest.approx(task.score_similarity(lexical))
+    # RRF by hand: each channel's rank over all documents (ties by document order), 1 / (60 + rank)
+    by_hand = np.zeros_like(dense, dtype=np.float64)
+    for scores in (dense, lexical):
+        for row, values in enumerate(scores):
+            order = sorted(range(len(values)), key=lambda i: (-values[i], i))
+            for rank, column in enumerate(order, start=1):
+                by_hand[row, column] += 1 / (60 + rank)
+    assert results["dense+bm25"].scores == pytest.approx(task.score_similarity(by_hand), abs=1e-6)
+    low, high = lexical.min(1, keepdims=True), lexical.max(1, keepdims=True)
+    d_low, d_high = dense.min(1, keepdims=True), dense.max(1, keepdims=True)
+    mixed = 0.5 * (dense - d_low) / (d_high - d_low) + 0.5 * (lexical - low) / np.where(high > low, high - low, 1)
+    mixed += 0.5 * (high == low)  # a query matching no word: every document ties at BM25's full share
+    assert results["dense+bm25 (weighted)"].scores == pytest.approx(task.score_similarity(mixed), abs=1e-6)

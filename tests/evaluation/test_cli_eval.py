@@ -69,6 +69,12 @@ def test_eval_user_retrieval_with_sparse_and_classification(tmp_path, model_dir)
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     payload = _json(runner.invoke(app, ["eval", "-m", model_dir, "--data", str(beir), "--sparse", "--format", "json"]))
     assert [r["variant"] for r in payload["results"]] == ["dense", "sparse", "hybrid"]
+    args = ["eval", "-m", model_dir, "--data", str(beir), "--bm25", "--fusion", "rrf", "--format", "json"]
+    payload = _json(runner.invoke(app, args))
+    assert [r["variant"] for r in payload["results"]] == ["dense", "bm25", "dense+bm25"]
+    assert payload["results"][1]["scores"]["ndcg_at_10"] == 100.0  # "guitar" and "strings" only in d1
+    bad = runner.invoke(app, ["eval", "-m", model_dir, "--data", str(beir), "--bm25", "--fusion", "max"])
+    assert bad.exit_code == 2 and "fusion must be one of rrf, weighted" in bad.output
     assert set(payload["results"][0]["scores"]) >= {"ndcg_at_10", "map_at_10", "mrr_at_10", "recall_at_100"}
 
     folder = tmp_path / "cls"
@@ -131,7 +137,8 @@ def test_suite_with_a_custom_grid_writes_the_report(tmp_path, model_dir):
         assert (out / name).is_file(), name
     cells = json.loads((out / "results.json").read_text())["cells"]
     assert len([c for c in cells if c["task"] == "STSBenchmark"]) == 4
-    assert {c["variant"] for c in cells if c["task"] == "SciFact"} == {"dense", "sparse", "hybrid"}
+    lexical = {"dense", "sparse", "bm25", "hybrid", "dense+bm25", "dense+sparse+bm25"}
+    assert {c["variant"] for c in cells if c["task"] == "SciFact"} == lexical
     again = runner.invoke(app, args + ["--format", "json"])
     assert _json(again)["meta"]["computed"] == 0  # everything came from the cache
 

@@ -99,13 +99,17 @@ def test_models_health_and_metrics(server):
 
 
 def test_search_endpoint_matches_the_library(server, index):
-    for mode in ("dense", "sparse", "hybrid"):
-        body = httpx.post(
-            server + "/v1/search", json={"query": "newborn brain white matter", "k": 4, "mode": mode}
-        ).json()
-        expected = index.search("newborn brain white matter", k=4, mode=mode)[0]
+    listed = httpx.get(server + "/v1/indexes").json()["data"][0]["modes"]
+    assert listed == list(index.modes) and "dense+sparse+bm25" in listed
+    asked = [(mode, "weighted", None) for mode in index.modes]
+    asked += [("dense+bm25", "rrf", None), ("dense+sparse+bm25", "rrf", {"bm25": 2, "dense": 1})]
+    for mode, fusion, weights in asked:
+        request = {"query": "newborn brain white matter", "k": 4, "mode": mode, "fusion": fusion, "weights": weights}
+        body = httpx.post(server + "/v1/search", json=request).json()
+        expected = index.search("newborn brain white matter", 4, mode, fusion, weights)[0]
         assert [h["id"] for h in body["data"][0]["hits"]] == [h.id for h in expected], mode
         assert [h["score"] for h in body["data"][0]["hits"]] == pytest.approx([h.score for h in expected], abs=1e-5)
+        assert body["mode"] == mode and body.get("fusion") == (fusion if "+" in mode or mode == "hybrid" else None)
 
 
 def test_search_in_a_chunk_index_returns_the_best_passage(tmp_path, tiny_embedder, corpus_file):
@@ -166,7 +170,12 @@ def test_bad_search_requests(server):
     cases = [
         ({"query": ""}, 400, "query[0] is empty"),
         ({"query": "x", "k": 0}, 400, "'k' must be an integer"),
-        ({"query": "x", "mode": "fuzzy"}, 400, "dense, sparse or hybrid"),
+        ({"query": "x", "mode": "fuzzy"}, 400, "'mode' must be one of dense, sparse, bm25, hybrid"),
+        ({"query": "x", "mode": ["dense"]}, 400, "'mode' must be one of"),
+        ({"query": "x", "mode": "dense+bm25", "fusion": "max"}, 400, "'fusion' must be one of rrf, weighted"),
+        ({"query": "x", "mode": "dense+bm25", "weights": [1, 2]}, 400, "'weights' must be an object"),
+        ({"query": "x", "mode": "dense+bm25", "weights": {"sparse": 1}}, 400, "weights name 'sparse'"),
+        ({"query": "x", "mode": "dense+bm25", "weights": {"bm25": "a lot"}}, 400, "weight of 'bm25' must be"),
         ({"query": "x", "index": "nope"}, 404, "not served here"),
         ({"k": 3}, 400, "'query' must be"),
     ]

@@ -34,6 +34,35 @@ def test_index_build_then_search(tmp_path, tiny_model_dirs, corpus_file, tiny_em
     assert bad_mode.exit_code == 2
     assert "mode must be one of" in bad_mode.output
 
+    weighted = ["--mode", "dense+bm25", "--fusion", "weighted", "--weight", "bm25=3", "--weight", "dense=1"]
+    found = runner.invoke(app, ["search", str(out), "newborn white matter", "-k", "3", "--json", *weighted])
+    assert found.exit_code == 0, found.output
+    expected = VectorIndex.load(out).search(
+        "newborn white matter", 3, "dense+bm25", "weighted", {"bm25": 3, "dense": 1}
+    )
+    assert [h["id"] for h in json.loads(found.stdout.strip().splitlines()[-1])["hits"]] == [h.id for h in expected[0]]
+    for flags, message in (
+        (["--weight", "bm25"], "--weight takes CHANNEL=NUMBER"),
+        (["--mode", "dense+bm25", "--weight", "sparse=1"], "weights name 'sparse'"),
+        (["--mode", "dense+bm25", "--fusion", "max"], "fusion must be one of rrf, weighted"),
+    ):
+        bad = runner.invoke(app, ["search", str(out), "q", *flags])
+        assert bad.exit_code == 2 and message in bad.output, flags
+
+    plain = tmp_path / "plain"
+    assert (
+        runner.invoke(app, ["index", "build", str(corpus_file), "-o", str(plain), "-m", model, "--no-bm25"]).exit_code
+        == 0
+    )
+    no_bm25 = runner.invoke(app, ["search", str(plain), "q", "--mode", "bm25"])
+    assert no_bm25.exit_code == 2
+    assert "plain has no bm25 part for mode 'bm25' (build it without --no-bm25)" in no_bm25.output
+    assert len(no_bm25.output.strip().splitlines()) == 1
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    refused = runner.invoke(app, ["index", "build", str(empty), "-o", str(tmp_path / "e"), "-m", model])
+    assert refused.exit_code == 2 and "empty" in refused.output and not (tmp_path / "e").exists()
+
 
 def test_search_then_rerank_and_the_rerank_command(tmp_path, tiny_model_dirs, corpus_file):
     from llembed import Reranker

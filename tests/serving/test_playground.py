@@ -193,7 +193,7 @@ def test_serve_demo_builds_two_recipes_once_and_search_compares_them(browser, tm
     assert (served_recipe.pooling, contrast.pooling, contrast.prompt) == ("last", "mean", "none")
     assert served["demo"].index.embedder.backbone is served["demo-mean"].index.embedder.backbone
     for entry in served.values():
-        assert entry.index.modes == ("dense", "sparse", "hybrid") and len(entry.index) == 143  # SciFact sample
+        assert entry.index.channels == ("dense", "sparse", "bm25") and len(entry.index) == 143  # SciFact sample
     built = sorted((tmp_path / "cache" / "demo").iterdir())
     assert len(built) == 2
     stamps = [(folder / "manifest.json").stat().st_mtime_ns for folder in built]

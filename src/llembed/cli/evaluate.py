@@ -21,6 +21,7 @@ from llembed.cli.common import (
 )
 from llembed.errors import InputError
 from llembed.extras import MissingExtraError
+from llembed.fusion import DEFAULT_FUSION, check_fusion
 
 try:  # the help names the choices when the eval extra is installed (the command says what to install if not)
     from llembed.evaluation.datasets import TASK_TYPES
@@ -42,6 +43,12 @@ def eval_command(
     model: ModelOpt = None,
     recipe: RecipeOpt = None,
     sparse: Annotated[bool, typer.Option(help="Retrieval: also sparse (LM head) and hybrid scores")] = False,
+    bm25: Annotated[
+        bool, typer.Option(help="Retrieval: also BM25 and its fusions with dense (dense+bm25, dense+sparse+bm25)")
+    ] = False,
+    fusion: Annotated[
+        list[str] | None, typer.Option(help="How modes of several channels fuse: rrf | weighted (repeat for both)")
+    ] = None,
     suite: Annotated[str, typer.Option(help="quick | full (without --data)")] = "quick",
     section: Annotated[
         list[str] | None,
@@ -82,6 +89,9 @@ def eval_command(
         raise InputError("--rerank evaluates a reranker on one dataset: add --data (a reranking or retrieval set)")
     if rerank_top <= 0:
         raise InputError(f"--rerank-top must be positive, not {rerank_top}")
+    fusions = tuple(dict.fromkeys(name for item in fusion or [DEFAULT_FUSION] for name in item.split(",") if name))
+    for name in fusions:
+        check_fusion(name, None, ("dense",))
     # the data (or the suite's grid) is read, and any problem in it reported, before the model loads
     if data is None:
         suite_options = SuiteOptions(
@@ -104,7 +114,7 @@ def eval_command(
         raise InputError(f"--rerank scores reranking and retrieval sets; {dataset.name} is {dataset.type}")
     embedder = load_embedder(model, recipe, **recipe_fields)
     if rerank is None:
-        results = evaluate(embedder, make_task(dataset), batch_size=batch_size, sparse=sparse)
+        results = evaluate(embedder, make_task(dataset), batch_size, sparse, bm25, fusions)
     else:
         from llembed.cli.common import layer_value
         from llembed.evaluation.rerank_eval import evaluate_with_reranker
@@ -113,7 +123,7 @@ def eval_command(
         layer = {} if rerank_layer is None else {"layer": layer_value(rerank_layer)}
         reranker = Reranker.from_pretrained(rerank, truncation=True, **layer)
         task = make_task(dataset)
-        results = evaluate_with_reranker(embedder, reranker, task, batch_size, sparse, rerank_top)
+        results = evaluate_with_reranker(embedder, reranker, task, batch_size, sparse, rerank_top, bm25)
     if format == "json":
         payload = {
             "model": embedder.recipe.model,
@@ -166,7 +176,7 @@ def _run_suite(embedder, output: Path, options, format: str) -> None:
         table = Table(title=f"{task_name} — top recipes and baselines")
         for column in ("recipe", "variant", "main", "ms/text", "tokens/s"):
             table.add_column(column, justify="left" if column in ("recipe", "variant") else "right")
-        shown = cells[:10] + [c for c in cells[10:] if c.variant in ("baseline", "sparse", "hybrid")]
+        shown = cells[:10] + [c for c in cells[10:] if c.variant in ("baseline", "sparse", "hybrid", "dense+bm25")]
         for cell in shown:
             style = "bold red" if best.get(task_name) is cell else None
             table.add_row(

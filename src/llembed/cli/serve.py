@@ -13,6 +13,7 @@ from rich.table import Table
 
 from llembed.cli.common import ModelOpt, RecipeOpt, console, handle_errors, load_embedder, out, recipe_flags
 from llembed.errors import LlembedError
+from llembed.fusion import DEFAULT_FUSION, MODES, channels_of, check_fusion
 
 index_app = typer.Typer(
     help="Build vector indexes (faiss, plus an optional sparse inverted index).", no_args_is_help=True
@@ -129,6 +130,9 @@ def index_build_command(
     id_field: Annotated[str, typer.Option(help="Id field/column (default ids: file:row)")] = "id",
     kind: Annotated[str, typer.Option(help="auto (exact up to 100k docs, then HNSW) | flat | hnsw")] = "auto",
     sparse: Annotated[bool, typer.Option("--sparse/--dense-only", help="Also a sparse (LM-head) index")] = False,
+    bm25: Annotated[
+        bool, typer.Option("--bm25/--no-bm25", help="Also a BM25 index of the texts (modes bm25, dense+bm25, …)")
+    ] = True,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass")] = 32,
     chunks: Annotated[
         bool,
@@ -155,14 +159,14 @@ def index_build_command(
         if sparse and not read_manifest(corpus[0])["options"]["sparse"]:
             raise LlembedError(f"{corpus[0]} has no sparse vectors: embed it with `embed-corpus --sparse`")
         console.print(f"indexing the vectors of {corpus[0]} (no embedding needed)")
-        path = build_index_from_vectors(corpus[0], output, kind=kind)
+        path = build_index_from_vectors(corpus[0], output, kind=kind, bm25=bm25)
         manifest = json.loads((path / "manifest.json").read_text())
         console.print(f"wrote {manifest['kind']} index of {manifest['count']} × {manifest['dimension']} to {path}")
         return
     table = read_corpus(corpus, text_field, id_field)
     embedder = load_embedder(model, recipe, **recipe_fields)
     console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} documents")
-    path = build_index(embedder, table, output, kind=kind, sparse=sparse, batch_size=batch_size, chunks=chunks)
+    path = build_index(embedder, table, output, kind, sparse, batch_size, chunks=chunks, bm25=bm25)
     manifest = json.loads((path / "manifest.json").read_text())
     console.print(f"wrote {manifest['kind']} index of {manifest['count']} × {manifest['dimension']} to {path}")
 
@@ -172,7 +176,11 @@ def search_command(
     index: Annotated[Path, typer.Argument(help="Index folder (from `llembed index build`)")],
     query: Annotated[list[str], typer.Argument(help="One or more queries")],
     k: Annotated[int, typer.Option("-k", help="Hits per query")] = 10,
-    mode: Annotated[str, typer.Option(help="dense | sparse | hybrid")] = "dense",
+    mode: Annotated[str, typer.Option(help=" | ".join(MODES))] = "dense",
+    fusion: Annotated[str, typer.Option(help="Modes of several channels: rrf | weighted")] = DEFAULT_FUSION,
+    weight: Annotated[
+        list[str] | None, typer.Option(help="A channel's weight in the fusion, e.g. bm25=2 (repeat)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of tables")] = False,
     rerank: Annotated[
         str | None, typer.Option(help="Rerank the hits with this causal LM (yes/no relevance; see `llembed rerank`)")
@@ -189,14 +197,23 @@ def search_command(
         from llembed.reranker import Reranker
 
         reranker = Reranker.from_pretrained(rerank, truncation=True)
-    found = VectorIndex.load(index).search(list(query), k=max(k, rerank_top) if reranker else k, mode=mode)
+    weights = _weights(weight) if weight else None
+    # the request is checked against the index's manifest before the index and its model load
+    check_fusion(
+        fusion,
+        weights,
+        channels_of(mode, VectorIndex.channels_of_manifest(VectorIndex.read_manifest(index)), index.name),
+    )
+    loaded = VectorIndex.load(index)
+    found = loaded.search(list(query), max(k, rerank_top) if reranker else k, mode, fusion, weights)
     if reranker is not None:
         found = [rerank_hits(reranker, text, hits[:rerank_top], k) for text, hits in zip(query, found, strict=True)]
     for text, hits in zip(query, found, strict=True):
         if as_json:
             print(json.dumps({"query": text, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
             continue
-        title = f"{text}  ({mode}{f', top {rerank_top} reranked by {rerank}' if reranker else ''})"
+        how = mode + (f", {fusion}" if len(channels_of(mode)) > 1 else "")
+        title = f"{text}  ({how}{f', top {rerank_top} reranked by {rerank}' if reranker else ''})"
         table = Table(title=escape(title))
         columns = ["rank", "score", *(["search rank"] if reranker else []), "id"]
         for column in columns + ["text" if not hits or hits[0].span is None else "best passage"]:
@@ -206,6 +223,18 @@ def search_command(
             searched = [str(hit.retrieval_rank)] if reranker else []
             table.add_row(str(rank), f"{hit.score:.4f}", *searched, escape(hit.id), escape(shown[:200]))
         out.print(table)
+
+
+def _weights(items: list[str]) -> dict[str, float]:
+    """``--weight dense=1 --weight bm25=2`` → ``{"dense": 1.0, "bm25": 2.0}``."""
+    weights = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise LlembedError(f"--weight takes CHANNEL=NUMBER (e.g. bm25=2), not {item!r}") from None
+    return weights
 
 
 @handle_errors

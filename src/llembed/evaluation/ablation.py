@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 RERANKER_FIELDS = ("model", "adapter", "dtype", "layer", "max_length", "truncation", "task", *RERANK_FIELDS)
 """What a reranker's cells are keyed on."""
 PASS_FREE_FIELDS = ("pooling", "layer")  # read off a shared forward pass; every other field needs its own
+LEXICAL_VARIANTS = ("dense", "sparse", "bm25", "hybrid", "dense+bm25", "dense+sparse+bm25")
+"""What :meth:`AblationRunner.run_lexical` scores: each channel, and each mode fusing dense with the others."""
 MEMO_SIDES = 2  # pooled sides kept for reuse (a corpus's vectors can be hundreds of MB)
 
 
@@ -180,15 +182,16 @@ class AblationRunner:
 
     # ------------------------------------------------------------------ retrieval variants & baselines
     def run_lexical(self, dataset: Dataset, recipe: Recipe) -> list[Cell]:
-        """Dense, sparse (LM-head lexical) and hybrid retrieval from one forward pass of ``recipe``."""
+        """Dense, sparse (LM-head lexical), BM25 and their fusions (hybrid = dense+sparse, dense+bm25,
+        dense+sparse+bm25) from one forward pass of ``recipe``."""
         task = make_task(dataset)
         fingerprint = dataset.fingerprint()
         fields = _recipe_fields(recipe)
-        keys = {v: cell_key(self._model(), fields, task.name, fingerprint, v) for v in ("dense", "sparse", "hybrid")}
+        keys = {v: cell_key(self._model(), fields, task.name, fingerprint, v) for v in LEXICAL_VARIANTS}
         cached = {v: self._cached(k) for v, k in keys.items()}
         if all(cached.values()):
             return [self._reuse(cell) for cell in cached.values()]
-        results = evaluate(Embedder(self.embedder.backbone, recipe), task, self.batch_size, sparse=True)
+        results = evaluate(Embedder(self.embedder.backbone, recipe), task, self.batch_size, sparse=True, bm25=True)
         cells = []
         for result in results:
             cell = Cell(

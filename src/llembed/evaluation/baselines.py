@@ -1,22 +1,11 @@
-"""Baselines on the same data: BM25 (the maintained ``bm25s`` library) for retrieval and reranking."""
+"""Baselines on the same data: BM25 (:mod:`llembed.bm25`, the index's own channel) for retrieval and reranking."""
 
 from __future__ import annotations
 
-import numpy as np
-
+from llembed.bm25 import bm25_scores
 from llembed.evaluation.evaluate import TaskResult
 from llembed.evaluation.measure import measure
 from llembed.evaluation.tasks import Task
-
-
-def bm25_scores(queries: list[str], documents: list[str]) -> np.ndarray:
-    """(queries × documents) BM25 scores (Lucene variant, k1=1.5, b=0.75, English stop words)."""
-    import bm25s
-
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
-    tokenized = bm25s.tokenize(queries, stopwords="en", show_progress=False, return_ids=False)
-    return np.stack([retriever.get_scores(tokens) for tokens in tokenized]).astype(np.float32)
 
 
 def evaluate_bm25(task: Task) -> TaskResult:

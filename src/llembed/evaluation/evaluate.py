@@ -10,9 +10,8 @@ import torch
 from llembed.embedder import Embedder, PoolSpec
 from llembed.evaluation.measure import measure
 from llembed.evaluation.tasks import Task
+from llembed.fusion import DEFAULT_FUSION, MODES, fuse
 from llembed.output import cosine_matrix
-
-HYBRID_WEIGHT = 0.5  # dense and sparse scores, each min-max normalised per query, mixed half and half
 
 
 @dataclass
@@ -93,13 +92,22 @@ def pool_requests(
     return pooled, efficiency
 
 
-def evaluate(embedder: Embedder, task: Task, batch_size: int = 32, sparse: bool = False) -> list[TaskResult]:
-    """Dense scores of ``embedder`` on ``task``; for retrieval/reranking with ``sparse``, also sparse and hybrid."""
+def evaluate(
+    embedder: Embedder,
+    task: Task,
+    batch_size: int = 32,
+    sparse: bool = False,
+    bm25: bool = False,
+    fusions: tuple[str, ...] = (DEFAULT_FUSION,),
+) -> list[TaskResult]:
+    """Dense scores of ``embedder`` on ``task``; on a retrieval or reranking set, with ``sparse`` and ``bm25``
+    also those channels alone and every search mode fusing them with dense (:data:`llembed.fusion.MODES`), under
+    each of ``fusions`` (the first unnamed in the variant, the others as ``mode (fusion)``)."""
     dense, lexical, efficiency = task_vectors(embedder, task, batch_size, sparse)
     note = task.dataset.subsample_note
     results = [TaskResult(task.name, task.type, task.score(dense), efficiency.to_dict(), "dense", note)]
-    if sparse and hasattr(task, "score_similarity"):
-        results += sparse_and_hybrid(task, dense, lexical, efficiency.to_dict())
+    if (sparse or bm25) and hasattr(task, "score_similarity"):
+        results += lexical_and_fused(task, dense, lexical, efficiency.to_dict(), bm25, fusions)
     return results
 
 
@@ -112,26 +120,46 @@ def task_vectors(embedder: Embedder, task: Task, batch_size: int = 32, sparse: b
     return dense, lexical, efficiency
 
 
-def sparse_and_hybrid(task: Task, dense: dict, lexical: dict, efficiency: dict) -> list[TaskResult]:
-    found = similarities(dense, lexical)
+def lexical_and_fused(
+    task: Task,
+    dense: dict,
+    lexical: dict,
+    efficiency: dict,
+    bm25: bool = False,
+    fusions: tuple[str, ...] = (DEFAULT_FUSION,),
+) -> list[TaskResult]:
+    """Every mode but ``dense`` that the channels at hand allow, scored (see :func:`evaluate`)."""
+    found = similarities(task, dense, lexical, bm25, fusions)
     note = task.dataset.subsample_note
     return [
-        TaskResult(task.name, task.type, task.score_similarity(found[variant]), efficiency, variant, note)
-        for variant in ("sparse", "hybrid")
+        TaskResult(task.name, task.type, task.score_similarity(scores), efficiency, variant, note)
+        for variant, scores in found.items()
+        if variant != "dense"
     ]
 
 
-def similarities(dense: dict, lexical: dict | None = None) -> dict[str, np.ndarray]:
-    """(queries × documents) scores of each retriever: ``dense`` cosine, and with ``lexical`` vectors ``sparse``
-    dot products and their ``hybrid`` (both min-max normalised per query, then mixed)."""
-    found = {"dense": cosine_matrix(dense["query"], dense["document"])}
+def similarities(
+    task: Task,
+    dense: dict,
+    lexical: dict | None = None,
+    bm25: bool = False,
+    fusions: tuple[str, ...] = (DEFAULT_FUSION,),
+) -> dict[str, np.ndarray]:
+    """(queries × documents) scores by variant: ``dense`` cosine; with ``lexical`` vectors ``sparse`` dot
+    products; with ``bm25`` BM25 over the task's texts; and each mode fusing them, per fusion method."""
+    channels = {"dense": cosine_matrix(dense["query"], dense["document"])}
     if lexical:
-        found["sparse"] = (lexical["query"] @ lexical["document"].T).toarray()
-        found["hybrid"] = HYBRID_WEIGHT * _minmax(found["dense"]) + (1 - HYBRID_WEIGHT) * _minmax(found["sparse"])
+        channels["sparse"] = (lexical["query"] @ lexical["document"].T).toarray()
+    if bm25:
+        from llembed.bm25 import bm25_scores
+
+        requests = task.requests()
+        channels["bm25"] = bm25_scores(requests["query"], requests["document"])
+    found = dict(channels)
+    for number, fusion in enumerate(fusions):
+        for mode, needs in MODES.items():
+            if len(needs) < 2 or mode == "dense+sparse" or not set(needs) <= set(channels):
+                continue  # single channels are above; dense+sparse is ``hybrid`` under its old name
+            name = mode if number == 0 else f"{mode} ({fusion})"
+            found[name] = fuse({c: channels[c] for c in needs}, fusion)
     return found
-
-
-def _minmax(scores: np.ndarray) -> np.ndarray:
-    low = scores.min(axis=1, keepdims=True)
-    span = scores.max(axis=1, keepdims=True) - low
-    return (scores - low) / np.where(span > 0, span, 1.0)

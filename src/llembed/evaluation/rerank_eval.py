@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from llembed.embedder import Embedder
-from llembed.evaluation.evaluate import TaskResult, similarities, sparse_and_hybrid, task_vectors
+from llembed.evaluation.evaluate import TaskResult, lexical_and_fused, similarities, task_vectors
 from llembed.evaluation.measure import measure
 from llembed.evaluation.metrics import rank_documents, retrieval_scores
 from llembed.evaluation.tasks import Task
@@ -109,18 +109,20 @@ def evaluate_with_reranker(
     batch_size: int = 32,
     sparse: bool = False,
     top: int = RERANK_TOP,
+    bm25: bool = False,
 ) -> list[TaskResult]:
-    """The embedder's rows (dense; with ``sparse`` also sparse and hybrid), then the reranker's: on a retrieval
-    set, dense (and hybrid) retrieval each reranked at the top ``top``; on a reranking set, the candidates."""
+    """The embedder's rows (dense; with ``sparse`` / ``bm25`` also those channels and their fusions), then the
+    reranker's: on a retrieval set, dense (and hybrid, and dense+bm25) retrieval each reranked at the top ``top``;
+    on a reranking set, the candidates."""
     dense, lexical, efficiency = task_vectors(embedder, task, batch_size, sparse)
     note = task.dataset.subsample_note
     results = [TaskResult(task.name, task.type, task.score(dense), efficiency.to_dict(), "dense", note)]
-    if sparse:
-        results += sparse_and_hybrid(task, dense, lexical, efficiency.to_dict())
+    if sparse or bm25:
+        results += lexical_and_fused(task, dense, lexical, efficiency.to_dict(), bm25)
     first_stages = None
     if isinstance(task, RetrievalTask):
-        found = similarities(dense, lexical)
-        first_stages = {variant: found[variant] for variant in ("dense", "hybrid") if variant in found}
+        found = similarities(task, dense, lexical, bm25)
+        first_stages = {v: found[v] for v in ("dense", "hybrid", "dense+bm25") if v in found}
     return results + evaluate_reranker(reranker, task, first_stages, top, batch_size)
 
 

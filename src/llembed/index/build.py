@@ -7,6 +7,7 @@ Layout of an index folder (renamed into place only when complete)::
     docs.jsonl      {"id", "text"} per row, in index order
     dense.faiss     inner product over unit vectors (= cosine)
     sparse.npz      rows × vocab CSR of LM-head lexical weights (optional)
+    bm25/           a bm25s index over the rows' texts (documents, or chunks' spans); on unless ``bm25=False``
     chunks.npy      with ``chunks``: per row (document number, start, end): rows are chunks of the documents,
                     and a search returns each document once, with its best chunk's span
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +93,7 @@ def build_index(
     batch_size: int = 32,
     show_progress_bar: bool = True,
     chunks: bool = False,
+    bm25: bool = True,
 ) -> Path:
     """Embed ``corpus`` as documents and write a searchable index folder at ``out`` (atomically).
 
@@ -142,12 +145,12 @@ def build_index(
     vectors = np.concatenate(dense_parts).astype(np.float32)
     matrix = scipy.sparse.vstack(sparse_parts).tocsr() if sparse else None
     chunk_rows = np.concatenate(chunk_parts) if chunks else None
-    write_index(out, corpus.ids, corpus.texts, vectors, matrix, embedder.recipe, kind, chunk_rows)
+    write_index(out, corpus.ids, corpus.texts, vectors, matrix, embedder.recipe, kind, chunk_rows, bm25)
     shutil.rmtree(work, ignore_errors=True)
     return out
 
 
-def build_index_from_vectors(folder: str | Path, out: str | Path, kind: str = "auto") -> Path:
+def build_index_from_vectors(folder: str | Path, out: str | Path, kind: str = "auto", bm25: bool = True) -> Path:
     """An index over the vectors of an ``llembed embed-corpus`` output folder: nothing is embedded again."""
     from llembed.corpus import read_manifest, read_vectors
     from llembed.recipe import Recipe
@@ -165,11 +168,11 @@ def build_index_from_vectors(folder: str | Path, out: str | Path, kind: str = "a
     recipe = Recipe.from_dict(manifest["recipe"])
     if data.spans is not None:
         ids, texts, chunk_rows = documents_of_chunks(data.ids, data.texts, data.spans)
-        write_index(out, ids, texts, data.vectors, data.sparse, recipe, kind, chunk_rows)
+        write_index(out, ids, texts, data.vectors, data.sparse, recipe, kind, chunk_rows, bm25)
         return Path(out)
     if len(set(data.ids)) != len(data.ids):
         raise InputError(f"{folder} has duplicate ids: a search hit must name one document")
-    write_index(out, data.ids, data.texts, data.vectors, data.sparse, recipe, kind)
+    write_index(out, data.ids, data.texts, data.vectors, data.sparse, recipe, kind, bm25=bm25)
     return Path(out)
 
 
@@ -204,10 +207,14 @@ def write_index(
     recipe,
     kind: str = "auto",
     chunk_rows: np.ndarray | None = None,
+    bm25: bool = True,
 ) -> Path:
     """Write an index folder at ``out`` (atomically) from document vectors made with ``recipe``; with
-    ``chunk_rows`` (per vector: document number, start, end) the vectors are the documents' chunks."""
+    ``chunk_rows`` (per vector: document number, start, end) the vectors are the documents' chunks. ``bm25``:
+    also a BM25 index over each row's text, so a search can fuse it with the vectors."""
     import faiss
+
+    from llembed.bm25 import BM25
 
     vectors = unit_rows(np.asarray(vectors, np.float32))
     sparse = sparse_matrix is not None
@@ -218,6 +225,13 @@ def write_index(
         index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 200
     index.add(vectors)
+    lexical = None
+    if bm25:  # one BM25 row per vector: a chunk index's rows are its chunks
+        rows = texts if chunk_rows is None else [texts[d][a:b] for d, a, b in chunk_rows.tolist()]
+        try:
+            lexical = BM25.build(rows)
+        except InputError as exc:  # a corpus without a single word still gets its vector index
+            warnings.warn(f"no BM25 part: {exc}", stacklevel=2)
 
     def write(folder: Path) -> None:
         faiss.write_index(index, str(folder / "dense.faiss"))
@@ -225,6 +239,9 @@ def write_index(
             scipy.sparse.save_npz(folder / "sparse.npz", sparse_matrix)
         if chunk_rows is not None:
             np.save(folder / "chunks.npy", chunk_rows)
+        if lexical is not None:
+            (folder / "bm25").mkdir()
+            lexical.save(folder / "bm25")
         with (folder / "docs.jsonl").open("w", encoding="utf-8") as handle:
             for doc_id, text in zip(ids, texts, strict=True):
                 handle.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
@@ -235,6 +252,7 @@ def write_index(
             "dimension": int(vectors.shape[1]),
             "kind": chosen,
             "sparse": sparse,
+            "bm25": lexical is not None,
             "chunks": chunk_rows is not None,
             "documents": len(ids),
             "recipe_hash": recipe.digest(),
@@ -260,3 +278,22 @@ def _save_npy(tmp: Path, array: np.ndarray) -> None:
 def _save_npz(tmp: Path, matrix: scipy.sparse.csr_matrix) -> None:
     with tmp.open("wb") as handle:
         scipy.sparse.save_npz(handle, matrix)
+
+
+def add_bm25(folder: str | Path) -> Path:
+    """Give an index built without BM25 (or before the channel existed) its ``bm25/`` part, from its own texts:
+    the part is renamed into place first, and the manifest says so only after."""
+    from llembed.bm25 import BM25
+    from llembed.io_utils import iter_jsonl
+
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    if manifest.get("bm25"):
+        return folder
+    texts = [row["text"] for _, row in iter_jsonl(folder / "docs.jsonl")]
+    if manifest.get("chunks"):
+        texts = [texts[d][a:b] for d, a, b in np.load(folder / "chunks.npy").tolist()]
+    lexical = BM25.build(texts)
+    atomic_directory(folder / "bm25", lexical.save)
+    atomic_write_text(folder / "manifest.json", json.dumps(manifest | {"bm25": True}, indent=2, default=str) + "\n")
+    return folder

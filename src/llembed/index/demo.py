@@ -1,5 +1,5 @@
 """The demo indexes behind ``llembed serve --demo``: real SciFact abstracts (the quick suite's subsample, bundled),
-indexed dense + sparse once per recipe, cached by recipe, built atomically and resumably like any index, so
+indexed dense + sparse + BM25 once per recipe, cached by recipe, built atomically and resumably like any index, so
 search, hybrid mode and the playground work on a fresh machine without a corpus of one's own.
 
 Two recipes are indexed on the one loaded model: the served recipe (``demo``) and a contrasting one (prompt and
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from llembed.embedder import Embedder
 from llembed.evaluation.bundled import load_bundled, subsample_retrieval
-from llembed.index.build import Corpus, build_index, recipe_hash
+from llembed.index.build import Corpus, add_bm25, build_index, recipe_hash
 from llembed.model_sources import cache_root
 
 DEMO_QUERIES = 40  # the quick suite's SciFact subsample: these queries' judged abstracts + 100 random others
@@ -54,9 +54,9 @@ def demo_indexes(
 
 
 def demo_index(embedder: Embedder, root: str | Path | None = None, show_progress_bar: bool = True) -> Path:
-    """The demo index folder for ``embedder``'s recipe, built on first use (sparse too for a causal LM)."""
+    """The demo index folder for ``embedder``'s recipe, built on first use (BM25, and sparse too for a causal LM)."""
     out = Path(root or cache_root() / "demo") / f"scifact-{recipe_hash(embedder)}"
     if (out / "manifest.json").is_file():
-        return out
+        return add_bm25(out)  # a demo index cached before the BM25 channel gets it now
     sparse = embedder.backbone.is_decoder
     return build_index(embedder, demo_corpus(), out, sparse=sparse, show_progress_bar=show_progress_bar)

@@ -1,4 +1,5 @@
-"""Load an index folder written by :func:`build_index` and search it: dense, sparse or hybrid."""
+"""Load an index folder written by :func:`build_index` and search it: dense, sparse, BM25, or a fusion of them
+(the modes of :mod:`llembed.fusion`)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,14 @@ import torch
 
 from llembed.embedder import Embedder, PoolSpec
 from llembed.errors import InputError
+from llembed.fusion import DEFAULT_FUSION, MODES, channels_of, check_fusion, fuse
 from llembed.index.build import recipe_hash
-from llembed.index.fusion import HYBRID_WEIGHT, fuse
 from llembed.io_utils import iter_jsonl
 from llembed.output import unit_rows
 from llembed.recipe import Recipe
 
-MODES = ("dense", "sparse", "hybrid")
 CANDIDATES_PER_HIT = 10
-"""Hybrid search fuses each retriever's top ``k · CANDIDATES_PER_HIT``."""
+"""A fused search fuses each channel's top ``k · CANDIDATES_PER_HIT``."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,11 @@ class VectorIndex:
         if hasattr(self.dense, "hnsw"):
             self.dense.hnsw.efSearch = 128
         self.lexical = scipy.sparse.load_npz(self.path / "sparse.npz").tocsc() if self.manifest["sparse"] else None
+        self.bm25 = None
+        if self.manifest.get("bm25"):  # indexes built before the BM25 channel have none
+            from llembed.bm25 import BM25
+
+            self.bm25 = BM25.load(self.path / "bm25")
         rows = [row for _, row in iter_jsonl(self.path / "docs.jsonl")]
         self.ids = [row["id"] for row in rows]
         self.texts = [row["text"] for row in rows]
@@ -96,45 +101,82 @@ class VectorIndex:
         return len(self.ids) if self.chunks is None else len(self.chunks)
 
     @property
-    def modes(self) -> tuple[str, ...]:
-        return MODES if self.lexical is not None else ("dense",)
+    def channels(self) -> tuple[str, ...]:
+        """The retrievers this index holds: ``dense`` always, ``sparse`` and ``bm25`` when built with them."""
+        return self.channels_of_manifest(self.manifest)
 
-    def search(self, queries: str | list[str], k: int = 10, mode: str = "dense") -> list[list[Hit]]:
-        """Top ``k`` documents for each query (one list per query)."""
+    @staticmethod
+    def channels_of_manifest(manifest: dict) -> tuple[str, ...]:
+        """:attr:`channels` read off a manifest, without loading the index or its model."""
+        return ("dense",) + ("sparse",) * bool(manifest["sparse"]) + ("bm25",) * bool(manifest.get("bm25"))
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The search modes this index can answer."""
+        return tuple(mode for mode, needs in MODES.items() if set(needs) <= set(self.channels))
+
+    def search(
+        self,
+        queries: str | list[str],
+        k: int = 10,
+        mode: str = "dense",
+        fusion: str = DEFAULT_FUSION,
+        weights: Mapping[str, float] | None = None,
+    ) -> list[list[Hit]]:
+        """Top ``k`` documents for each query (one list per query). ``fusion`` (``rrf`` or ``weighted``) and
+        ``weights`` (per channel) decide how a mode of several channels ranks."""
         single = isinstance(queries, str)
         texts = [queries] if single else list(queries)
-        self._check(k, mode)
-        pooled = self.embedder.pool(texts, self.embedder.specs(sparse=mode != "dense"), side="query")
-        return self.search_pooled(pooled, k, mode)
+        channels = self._check(k, mode, fusion, weights)
+        pooled = {}
+        if {"dense", "sparse"} & set(channels):  # BM25 alone needs no forward pass
+            pooled = self.embedder.pool(texts, self.embedder.specs(sparse="sparse" in channels), side="query")
+        return self.search_pooled(pooled, k, mode, texts, fusion, weights)
 
     def search_pooled(
-        self, by_spec: Mapping[PoolSpec, torch.Tensor], k: int = 10, mode: str = "dense"
+        self,
+        by_spec: Mapping[PoolSpec, torch.Tensor],
+        k: int = 10,
+        mode: str = "dense",
+        texts: list[str] | None = None,
+        fusion: str = DEFAULT_FUSION,
+        weights: Mapping[str, float] | None = None,
     ) -> list[list[Hit]]:
         """Search with queries already pooled by :meth:`Embedder.pool` for ``embedder.specs(sparse)`` (e.g. by
-        the server's batcher)."""
-        self._check(k, mode)
-        pooled = by_spec[self.embedder.spec]
+        the server's batcher); ``texts`` (the queries themselves) for modes with the ``bm25`` channel."""
+        channels = self._check(k, mode, fusion, weights)
+        if "bm25" in channels and texts is None:
+            raise ValueError(f"mode {mode!r} reads BM25: pass the query texts")
+        count = len(texts) if texts is not None else len(by_spec[self.embedder.spec])
         k = min(k, len(self))
         # a chunk index ranks chunks and keeps each document's best: read deeper for k distinct documents
-        wide = mode != "dense" or self.chunks is not None
+        wide = len(channels) > 1 or self.chunks is not None
         depth = min(self.rows, k * CANDIDATES_PER_HIT) if wide else k
-        dense_hits: list[dict[int, float]] = [{} for _ in range(len(pooled))]
-        sparse_hits: list[dict[int, float]] = [{} for _ in range(len(pooled))]
-        if mode in ("dense", "hybrid"):
+        found: dict[str, list[dict[int, float]]] = {}
+        if "dense" in channels:
+            pooled = by_spec[self.embedder.spec]
             vectors = unit_rows(self.embedder.to_float(self.embedder.format(pooled)).astype(np.float32))
             scores, rows = self.dense.search(vectors, depth)
-            dense_hits = [
+            found["dense"] = [
                 {int(r): float(s) for r, s in zip(rs, ss, strict=True) if r >= 0}  # faiss pads with -1
                 for rs, ss in zip(rows, scores, strict=True)
             ]
-        if mode in ("sparse", "hybrid"):
-            weights = (self.embedder.sparse(by_spec) @ self.lexical.T).toarray()  # (queries, rows)
-            for i, row_scores in enumerate(weights):
+        if "sparse" in channels:
+            weights_by_row = (self.embedder.sparse(by_spec) @ self.lexical.T).toarray()  # (queries, rows)
+            found["sparse"] = []
+            for row_scores in weights_by_row:
                 top = np.argsort(-row_scores, kind="stable")[:depth]
-                sparse_hits[i] = {int(r): float(row_scores[r]) for r in top}
+                found["sparse"].append({int(r): float(row_scores[r]) for r in top})
+        if "bm25" in channels:
+            found["bm25"] = self.bm25.top(texts, depth)
         results = []
-        for dense, sparse in zip(dense_hits, sparse_hits, strict=True):
-            scored = dense if mode == "dense" else sparse if mode == "sparse" else fuse(dense, sparse, HYBRID_WEIGHT)
+        for query in range(count):
+            if len(channels) == 1:
+                scored = found[channels[0]][query]
+            else:
+                rows = sorted(set().union(*(found[c][query] for c in channels)))
+                table = {c: np.array([[found[c][query].get(r, np.nan) for r in rows]]) for c in channels}
+                scored = dict(zip(rows, fuse(table, fusion, weights)[0].tolist(), strict=True)) if rows else {}
             ranked = sorted(scored.items(), key=lambda item: (-item[1], item[0]))
             results.append(self._hits(ranked, k))
         return results
@@ -151,10 +193,9 @@ class VectorIndex:
                     break
         return list(hits.values())
 
-    def _check(self, k: int, mode: str) -> None:
-        if mode not in MODES:
-            raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if mode != "dense" and self.lexical is None:
-            raise InputError(f"{self.path.name} has no sparse index (build it with --sparse) for mode {mode!r}")
+    def _check(self, k: int, mode: str, fusion: str, weights: Mapping[str, float] | None) -> tuple[str, ...]:
+        channels = channels_of(mode, self.channels, self.path.name)
+        check_fusion(fusion, weights, channels)
         if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
             raise InputError(f"k must be a positive integer, not {k!r}")
+        return channels

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llembed.embedder import Embedder
 from llembed.errors import InputError, LlembedError
+from llembed.fusion import channels_of
 from llembed.index.build import recipe_hash
 from llembed.index.search import VectorIndex
 from llembed.reranker import Reranker
@@ -396,19 +397,24 @@ def create_app(
                 "index_not_found",
             )
         entry = server.indexes[name]
-        if parsed.mode not in entry.index.modes:
-            raise RequestError(
-                400, f"index {name!r} has no sparse part for mode {parsed.mode!r} (build it with --sparse)", "mode"
-            )
-        tokenizer = entry.model.embedder.tokenizer
-        counted = await asyncio.to_thread(tokenizer, parsed.queries, add_special_tokens=False)
-        lengths = [len(ids) for ids in counted["input_ids"]]
-        pooled = await entry.model.batcher.embed(parsed.queries, "query", None, sum(lengths))
-        hits = await asyncio.to_thread(entry.index.search_pooled, pooled, parsed.k, parsed.mode)
+        try:
+            channels = channels_of(parsed.mode, entry.index.channels, f"index {name!r}")
+        except InputError as exc:
+            raise RequestError(400, str(exc), "mode") from exc
+        pooled = {}
+        if {"dense", "sparse"} & set(channels):  # BM25 alone needs no forward pass
+            tokenizer = entry.model.embedder.tokenizer
+            counted = await asyncio.to_thread(tokenizer, parsed.queries, add_special_tokens=False)
+            lengths = [len(ids) for ids in counted["input_ids"]]
+            pooled = await entry.model.batcher.embed(parsed.queries, "query", None, sum(lengths))
+        hits = await asyncio.to_thread(
+            entry.index.search_pooled, pooled, parsed.k, parsed.mode, parsed.queries, parsed.fusion, parsed.weights
+        )
         return {
             "object": "list",
             "index": name,
             "mode": parsed.mode,
+            **({"fusion": parsed.fusion} if len(channels) > 1 else {}),
             "data": [
                 {"query": q, "hits": [h.to_dict() for h in found]}
                 for q, found in zip(parsed.queries, hits, strict=True)

@@ -9,6 +9,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from llembed.errors import InputError
+from llembed.fusion import DEFAULT_FUSION, FUSIONS, MODES, check_fusion
+
 
 class RequestError(Exception):
     """An OpenAI-style error: HTTP status, message, the offending parameter and a code."""
@@ -127,6 +130,8 @@ class SearchRequest:
     index: str | None
     k: int
     mode: str
+    fusion: str
+    weights: dict[str, float] | None
 
 
 def parse_search_request(data: dict[str, Any], max_k: int, max_texts: int) -> SearchRequest:
@@ -144,12 +149,23 @@ def parse_search_request(data: dict[str, Any], max_k: int, max_texts: int) -> Se
     if not _is_int(k) or not 0 < k <= max_k:
         raise RequestError(400, f"'k' must be an integer in 1..{max_k}, not {k!r}", "k")
     mode = data.get("mode", "dense")
-    if mode not in ("dense", "sparse", "hybrid"):
-        raise RequestError(400, f"'mode' must be dense, sparse or hybrid, not {mode!r}", "mode")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise RequestError(400, f"'mode' must be one of {', '.join(MODES)}, not {mode!r}", "mode")
+    fusion = data.get("fusion", DEFAULT_FUSION)
+    weights = data.get("weights")
+    if not isinstance(fusion, str) or fusion not in FUSIONS:
+        raise RequestError(400, f"'fusion' must be one of {', '.join(FUSIONS)}, not {fusion!r}", "fusion")
+    if weights is not None:
+        if not isinstance(weights, dict):
+            raise RequestError(400, "'weights' must be an object: channel → weight", "weights")
+        try:
+            check_fusion(fusion, weights, MODES[mode])
+        except InputError as exc:
+            raise RequestError(400, str(exc), "weights") from exc
     index = data.get("index")
     if index is not None and not isinstance(index, str):
         raise RequestError(400, "'index' must be a string", "index")
-    return SearchRequest(raw, index, k, mode)
+    return SearchRequest(raw, index, k, mode, fusion, weights)
 
 
 @dataclass

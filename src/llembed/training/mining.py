@@ -56,10 +56,11 @@ def _scores_embedder(embedder, queries: Sequence[str], corpus: Sequence[str], in
 
 
 def _scores_bm25(queries: Sequence[str], corpus: Sequence[str]):
-    from llembed.evaluation.baselines import bm25_scores
+    from llembed.bm25 import BM25
 
+    index = BM25.build(corpus)
     for start in range(0, len(queries), QUERY_BLOCK):
-        yield start, bm25_scores(list(queries[start : start + QUERY_BLOCK]), list(corpus))
+        yield start, index.scores(queries[start : start + QUERY_BLOCK])
 
 
 def mine_hard_negatives(
