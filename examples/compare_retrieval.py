@@ -99,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["smollm2-135m-tuned"], help="tuned models (aliases, runs)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "retrieval-panel")
+    parser.add_argument("--columns", nargs="+", help="measure only these panel columns now (the rest later)")
     parser.add_argument("--reference", type=Path, default=Path(evaluation.__file__).parent / "reference_scores.tsv")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -122,16 +123,17 @@ def main() -> None:
         if column in LEXICAL_SETS and column not in cells.get("BM25 (bm25s, stemmed)", {}):
             keep("BM25 (bm25s, stemmed)", column, evaluate_bm25(make_task(load_bundled(name))).main)
     for row, make in systems.items():
+        fused = row != untrained  # the untrained default is the floor to stay above, not a retriever to fuse
         for column, _, _ in PANEL:
             old = earlier.get(REUSE.get(row, ""), {}).get(column)
-            if old is not None and column not in LEXICAL_SETS and column not in cells.get(row, {}):
+            if old is not None and (column not in LEXICAL_SETS or not fused) and column not in cells.get(row, {}):
                 keep(row, column, old)  # same model, same evaluator, same set: measured by compare_general.py
-        fused = row != untrained  # the untrained default is the floor to stay above, not a retriever to fuse
         fused_row = f"{row} · {FUSED['dense+bm25']}"
         wanted = [
             c
             for c, *_ in PANEL
-            if c not in cells.get(row, {}) or (fused and c in LEXICAL_SETS and c not in cells.get(fused_row, {}))
+            if (c not in cells.get(row, {}) or (fused and c in LEXICAL_SETS and c not in cells.get(fused_row, {})))
+            and (not args.columns or c in args.columns)
         ]
         if not wanted:
             continue
@@ -155,6 +157,13 @@ def main() -> None:
     write_table(args, cells)
 
 
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def write_table(args, cells: dict[str, dict[str, float]]) -> None:
     columns = [c for c, *_ in PANEL]
     rows = {}
@@ -175,7 +184,7 @@ def write_table(args, cells: dict[str, dict[str, float]]) -> None:
         lines.append(f"| {row} | " + " | ".join(values) + f" | {mean(scores)} |")
     notes = [
         "",
-        f"Measured on {platform.processor() or platform.machine()} ({os.cpu_count()} cores); scores ×100: Spearman "
+        f"Measured on {cpu_name()} ({os.cpu_count()} cores); scores ×100: Spearman "
         "(STS), nDCG@10 (SciFact, NFCorpus; documents cut at 256 tokens), MAP (BIRCO-ArguAna, its candidate "
         "lists), accuracy (classification, MTEB's protocol). *NFCorpus is the original preprocessed release and "
         "BIRCO-ArguAna is BIRCO's reranking version of ArguAna: not MTEB's text, so SGPT has no comparable number "
