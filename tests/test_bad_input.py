@@ -157,3 +157,35 @@ def test_python_bad_texts(tiny_backbones):
             embedder.encode(texts)
     with pytest.raises(InputError, match="batch_size must be positive"):
         embedder.encode(["ok"], batch_size=0)
+
+
+HOSTILE_INVOCATIONS = [  # (arguments, the line's words), each refused before any model loads (issue 32)
+    (["eval", "--sts-pairs", "-5"], "Invalid value for '--sts-pairs'"),
+    (["eval", "--retrieval-queries", "0"], "Invalid value for '--retrieval-queries'"),
+    (["eval", "--grid", "pooling=bogus"], "unknown pooling 'bogus'"),
+    (["eval", "--grid", "colour=red"], "unknown recipe field(s): colour"),
+    (["embed", "{texts}", "-o", "{tmp}/v.npy", "--batch-size", "-4"], "Invalid value for '--batch-size'"),
+    (["embed", "{empty}", "-o", "{tmp}/v.npy"], "holds no texts to embed"),
+    (["embed", "{texts}", "-o", "{tmp}"], "is a folder; give a file name ending in .npy or .parquet"),
+    (["train", "{config}"], "train config: learning_rate must be a number, not 'fast'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"), HOSTILE_INVOCATIONS, ids=[" ".join(a[:3]) for a, _ in HOSTILE_INVOCATIONS]
+)
+def test_hostile_invocations_are_one_line_and_leave_nothing(tmp_path, texts_file, no_model_load, monkeypatch,
+                                                             arguments, message):  # fmt: skip
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    config = tmp_path / "cfg.yaml"
+    config.write_text("data: [x.jsonl]\noutput_dir: out\nlearning_rate: fast\n", encoding="utf-8")
+    filled = {"texts": texts_file, "tmp": tmp_path, "empty": empty, "config": config}
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = runner.invoke(app, [a.format(**filled) for a in arguments])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert message in result.output
+    assert list(work.iterdir()) == []  # no report or cache folder left behind

@@ -156,3 +156,22 @@ def test_a_reranker_on_an_embedders_model_shares_it(tiny_backbones):
 
 def test_rerank_fields_do_not_change_an_embedding_recipes_digest():
     assert Recipe(prompt="prompteol").digest() == Recipe(prompt="prompteol", rerank_prompt="plain").digest()
+
+
+def test_answer_logits_are_multiplied_in_float32_under_a_bf16_model(tiny_model_dirs):
+    """bf16 logits near 20 move in steps of 0.125, so unrelated passages tied; the two answer rows are now
+    multiplied in float32 from the (bf16) final-norm states."""
+    from llembed.backbone import Backbone
+    from llembed.model_sources import locate
+    from llembed.sparse import lens_logits
+
+    backbone = Backbone.load(locate(tiny_model_dirs["llama"]), dtype="bfloat16")
+    states = {backbone.num_layers: torch.randn(4, backbone.hidden_size, dtype=torch.bfloat16) * 30}
+    with torch.no_grad():
+        head = backbone.lm_head().weight[[5, 7]]
+        got = lens_logits(backbone, states, [5, 7])
+        want = states[backbone.num_layers].float() @ head.float().T  # the last layer's states are already normed
+        bf16 = states[backbone.num_layers] @ head.T
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
+    assert not torch.allclose(bf16.float(), want, atol=1e-4)  # what it was: bf16 rounding

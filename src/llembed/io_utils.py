@@ -22,6 +22,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide the file from the user's group
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -34,6 +35,7 @@ def atomic_directory(path: Path, write: Callable[[Path], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700, as an ordinary mkdir would not make it
         write(staging)
         if path.exists():
             shutil.rmtree(path)
@@ -42,6 +44,13 @@ def atomic_directory(path: Path, write: Callable[[Path], None]) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it: set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -32,7 +32,8 @@ def lm_logits(
 def lens_logits(
     backbone: Backbone, pooled_by_layer: Mapping[int, torch.Tensor], rows: Sequence[int] | None = None
 ) -> torch.Tensor:
-    """:func:`lm_logits` on the model's device and in its dtype, keeping the autograd graph (training)."""
+    """:func:`lm_logits` on the model's device, keeping the autograd graph (training); in the model's dtype over
+    the whole vocabulary, in float32 for a few ``rows``."""
     norm = backbone.final_norm()
     lensed = []
     for layer, pooled in pooled_by_layer.items():
@@ -40,13 +41,15 @@ def lens_logits(
         if layer < backbone.num_layers and norm is not None:
             states = norm(states)
         lensed.append(states.float())
-    mean = torch.stack(lensed).mean(dim=0).to(backbone.dtype)
+    mean = torch.stack(lensed).mean(dim=0)
     head = backbone.lm_head()
     if rows is None:
-        return head(mean)
+        return head(mean.to(backbone.dtype))
+    # a reranker's few answer rows: the product in float32, since bf16 logits near 20 move in steps of 0.125 and
+    # unrelated passages would tie
     index = torch.tensor(list(rows), device=head.weight.device)
-    bias = None if getattr(head, "bias", None) is None else head.bias[index]
-    return torch.nn.functional.linear(mean, head.weight[index], bias)
+    bias = None if getattr(head, "bias", None) is None else head.bias[index].float()
+    return torch.nn.functional.linear(mean, head.weight[index].float(), bias)
 
 
 def lexical_weights(

@@ -76,11 +76,11 @@ def _output_format(path: Path) -> str:
 def check_output(path: str | Path) -> Path:
     """Refuse an output path before any work is done: a known format, in a folder that exists."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give a file name ending in {' or '.join(WRITE_FORMATS)}")
     _output_format(path)
     if not path.parent.is_dir():
         raise InputError(f"{path}: the folder {path.parent} does not exist; create it first")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; give a file name ending in {' or '.join(WRITE_FORMATS)}")
     return path
 
 

@@ -153,6 +153,11 @@ BAD_INPUTS = [
     (b'{"input": "' + b"a" * 30_000 + b'"}', 413, None, "at most 20000"),
     (b'{"input": ' + b"[" * 9000 + b"]" * 9000 + b"}", 400, None, "nests JSON too deeply"),
     (b'{"input": ' + b"[" * 500 + b"1" + b"]" * 500 + b"}", 400, "input", "a non-empty list of token ids"),
+    (b'{"input": "\\ud800 x"}', 400, None, "lone UTF-16 surrogate (\\ud800)"),
+    (b'{"input": ["ok"], "task": "\\udfff"}', 400, None, "lone UTF-16 surrogate (\\udfff)"),
+    (b'{"input": ' + b"7" * 5000 + b"}", 400, None, "a number llembed won't read"),
+    (b'{"input": ["a"], "input_type": ["query"]}', 400, "input_type", "must be one of"),
+    (b'{"input": ["a"], "input_type": {"side": "query"}}', 400, "input_type", "must be one of"),
 ]
 
 
@@ -164,6 +169,25 @@ def test_bad_input_gets_a_clear_4xx_in_openai_shape(server, body, status, param,
     assert message in error["message"]
     assert error["param"] == param
     assert error["type"] in ("invalid_request_error", "not_found_error")
+
+
+def test_hostile_text_in_search_and_rerank_is_a_400(server):
+    for route, body in (
+        ("/v1/search", b'{"query": "\\ud800 x"}'),
+        ("/v1/rerank", b'{"query": "capital", "documents": ["ok", "\\udbff"]}'),
+        ("/v1/rerank", b'{"query": "\\ud800", "documents": ["ok"]}'),
+    ):
+        response = httpx.post(server + route, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400, (route, response.text)
+        assert "lone UTF-16 surrogate" in response.json()["error"]["message"]
+
+
+def test_a_server_fault_says_server_error():
+    from llembed.serving.requests import RequestError
+
+    assert RequestError(500, "internal server error").body()["error"]["type"] == "server_error"
+    assert RequestError(503, "overloaded").body()["error"]["type"] == "server_error"
+    assert RequestError(400, "bad").body()["error"]["type"] == "invalid_request_error"
 
 
 def test_bad_search_requests(server):

@@ -50,7 +50,7 @@ ThinkModelOpt = Annotated[str | None, typer.Option(help="Model name to ask the -
 ThinkPromptOpt = Annotated[str | None, typer.Option(help="The generator's instruction, holding {text}")]
 ThinkTokensOpt = Annotated[int | None, typer.Option(help="Most tokens of a rationale (default 96)")]
 PrecisionOpt = Annotated[str | None, typer.Option(help=" | ".join(PRECISIONS))]
-BatchSizeOpt = Annotated[int, typer.Option(help="Texts per forward pass")]
+BatchSizeOpt = Annotated[int, typer.Option(help="Texts per forward pass", min=1)]
 NormalizeOpt = Annotated[bool | None, typer.Option("--normalize/--no-normalize")]
 TruncateDimOpt = Annotated[int | None, typer.Option(help="Matryoshka: keep the first N dimensions")]
 

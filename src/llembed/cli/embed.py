@@ -47,6 +47,8 @@ def embed_command(
     if save_recipe is not None and not save_recipe.parent.is_dir():
         raise InputError(f"--save-recipe {save_recipe}: the folder {save_recipe.parent} does not exist")
     table = read_texts(input, column=column)
+    if not table.texts:
+        raise InputError(f"{input} holds no texts to embed")
     embedder = load_embedder(model, recipe, **recipe_fields)
     if compile:
         embedder.backbone.compile()

@@ -133,7 +133,7 @@ def index_build_command(
     bm25: Annotated[
         bool, typer.Option("--bm25/--no-bm25", help="Also a BM25 index of the texts (modes bm25, dense+bm25, …)")
     ] = True,
-    batch_size: Annotated[int, typer.Option(help="Texts per forward pass")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass", min=1)] = 32,
     chunks: Annotated[
         bool,
         typer.Option(

@@ -61,18 +61,23 @@ class Cell:
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list]:
-    """``["prompt=none,prompteol", "layer=-1,15"]`` or a single YAML file path → {field: [values]}."""
+    """``["prompt=none,prompteol", "layer=-1,15"]`` or a single YAML file path → {field: [values]}; a bad field
+    or value is a :class:`RecipeError` naming it, before any model loads."""
+    grid: dict[str, list] = {}
     if len(items) == 1 and items[0].endswith((".yaml", ".yml")) and Path(items[0]).is_file():
         data = yaml.safe_load(Path(items[0]).read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise RecipeError(f"{items[0]}: a grid file maps recipe fields to lists of values")
-        return {key: value if isinstance(value, list) else [value] for key, value in data.items()}
-    grid: dict[str, list] = {}
-    for item in items:
-        if "=" not in item:
-            raise RecipeError(f"grid entry {item!r} is not field=value1,value2")
-        key, values = item.split("=", 1)
-        grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+        grid = {key: value if isinstance(value, list) else [value] for key, value in data.items()}
+    else:
+        for item in items:
+            if "=" not in item:
+                raise RecipeError(f"grid entry {item!r} is not field=value1,value2")
+            key, values = item.split("=", 1)
+            grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+    for key, values in grid.items():
+        for value in values:
+            Recipe().replace(**{key: value})
     return grid
 
 

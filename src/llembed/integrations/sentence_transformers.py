@@ -10,12 +10,14 @@ sentence-transformers cuts the whole sequence, llembed cuts the text inside the 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from llembed.embedder import Embedder
 from llembed.errors import InputError, RecipeError
+from llembed.io_utils import current_umask
 from llembed.pooling import POOLINGS
 from llembed.prompts import PromptTemplate, templates_for
 
@@ -98,6 +100,7 @@ def export_sentence_transformers(embedder: Embedder, target: str | Path) -> Path
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(work, 0o777 & ~current_umask())  # the folder a user exports is theirs to share, not mkdtemp's 0700
     try:
         hf_dir = work / "hf"
         base = backbone.model.base_model if backbone.is_decoder else backbone.model

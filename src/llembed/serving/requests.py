@@ -21,9 +21,9 @@ class RequestError(Exception):
         self.status, self.message, self.param, self.code = status, message, param, code
 
     def body(self) -> dict:
-        kind = {401: "authentication_error", 404: "not_found_error", 503: "server_error"}.get(
-            self.status, "invalid_request_error"
-        )
+        kind = {401: "authentication_error", 404: "not_found_error"}.get(self.status, "invalid_request_error")
+        if self.status >= 500:  # the server's fault, not the request's
+            kind = "server_error"
         return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
 
 
@@ -42,6 +42,19 @@ def parse_json(body: bytes) -> dict[str, Any]:
         ) from exc
     except RecursionError as exc:  # thousands of nested arrays: the parser's stack runs out
         raise RequestError(400, "the request body nests JSON too deeply", code="invalid_json") from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits (Python's int-to-str limit)
+        raise RequestError(
+            400, f"the request body holds a number llembed won't read: {exc}", code="invalid_json"
+        ) from exc
+    try:  # JSON may escape a lone UTF-16 surrogate ("\\ud800"), which is no character: no tokenizer can read it
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+        raise RequestError(
+            400,
+            f"the request body holds a lone UTF-16 surrogate ({bad}), which is not a character",
+            code="invalid_json",
+        ) from exc
     if not isinstance(data, dict):
         raise RequestError(
             400, f"the request body must be a JSON object, not {type(data).__name__}", code="invalid_json"
@@ -116,7 +129,7 @@ def parse_embedding_request(data: dict[str, Any], max_texts: int) -> EmbeddingRe
     if dimensions is not None and (not _is_int(dimensions) or dimensions <= 0):
         raise RequestError(400, f"'dimensions' must be a positive integer, not {dimensions!r}", "dimensions")
     side = data.get("input_type", "text")  # llembed extension: query / document prompts of a recipe
-    if side not in SIDES:
+    if not isinstance(side, str) or side not in SIDES:
         raise RequestError(400, f"'input_type' must be one of {', '.join(SIDES)}, not {side!r}", "input_type")
     task = data.get("task")
     if task is not None and (not isinstance(task, str) or not task.strip()):

@@ -16,6 +16,8 @@ max_steps: 100
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +97,7 @@ class TrainConfig:
     max_length: int = 128
     """Training texts are cut to this many tokens (with their prompt)."""
     gradient_checkpointing: bool = False
-    bf16: str = "auto"
+    bf16: str | bool = "auto"
     """``auto``: bf16 autocast where the CPU has native bf16 or on CUDA; ``true`` / ``false`` to force."""
     seed: int = 0
     save_every: int = 50
@@ -191,7 +193,32 @@ def _build(kind, data: dict[str, Any], where: str):
     missing = [f.name for f in dataclasses.fields(kind) if f.name not in data and _required(f)]
     if missing:
         raise RecipeError(f"{where}: missing field(s) {', '.join(missing)}")
+    _check_scalars(kind, data, where)
     return kind(**data)
+
+
+SCALARS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _check_scalars(kind, data: dict[str, Any], where: str) -> None:
+    """A YAML value of the wrong type for a plain field (``learning_rate: fast``) is named, not a TypeError."""
+    hints = typing.get_type_hints(kind)
+    for name, value in data.items():
+        hint = hints[name]
+        allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        nullable = type(None) in allowed
+        plain = [a for a in allowed if a is not type(None)]
+        if not plain or not all(a in SCALARS for a in plain) or (value is None and nullable):
+            continue  # lists and mappings are checked by validate() and the settings' own fields
+        if not any(_fits(value, want) for want in plain):
+            wanted = " or ".join(SCALARS[a] for a in plain) + (" or null" if nullable else "")
+            raise RecipeError(f"{where}: {name} must be {wanted}, not {value!r}")
+
+
+def _fits(value: Any, want: type) -> bool:
+    if isinstance(value, bool):  # YAML's true/false are ints to Python
+        return want is bool
+    return isinstance(value, want) or (want is float and isinstance(value, int))
 
 
 def _required(f: dataclasses.Field) -> bool:
