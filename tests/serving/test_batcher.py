@@ -135,3 +135,42 @@ def test_under_load_a_round_waits_for_the_clients_of_the_last_one(tiny_embedder)
         batcher.close()
     assert merged_before > 1 and records[-1].requests == merged_before  # they shared one call
     assert torch.allclose(torch.cat(results), _pool(tiny_embedder, TEXTS[4 : 4 + merged_before]), atol=1e-5)
+
+
+def test_a_big_request_runs_in_pieces_and_small_ones_go_between(tiny_embedder):
+    """Issue 32's head-of-line blocking: a small request queued behind a big one is answered after one piece
+    of it, not after all of it; the big request's rows equal one call's."""
+    texts = [f"{TEXTS[i % len(TEXTS)]} again {i}" for i in range(40)]
+    batcher, records, release = _held(tiny_embedder, batch_size=2)  # pieces of PIECE_BATCHES · 2 = 8 texts
+    order: list[str] = []
+    try:
+        big = batcher.submit(texts, tokens=400)
+        big.add_done_callback(lambda _: order.append("big"))
+        time.sleep(0.05)
+        small = batcher.submit(["a small request"], tokens=5)
+        small.add_done_callback(lambda _: order.append("small"))
+        release()
+        joined = big.result(30)[tiny_embedder.spec]
+        small.result(30)
+    finally:
+        batcher.close()
+    assert order == ["small", "big"]
+    # the blocker, then the big one's first piece with the small one merged in, then the big one's other pieces
+    assert [r.texts for r in records] == [1, 9, 8, 8, 8, 8]
+    assert sum(r.texts for r in records) == 1 + 40 + 1
+    assert torch.allclose(joined, _pool(tiny_embedder, texts), atol=1e-5)
+
+
+def test_a_failing_piece_fails_its_request_once(tiny_embedder):
+    strict = tiny_embedder.replace(max_length=24, truncation=False)
+    texts = ["fine text"] * 12 + ["word " * 50] + ["fine text"] * 3
+    batcher, _, release = _held(strict, batch_size=2)
+    try:
+        big = batcher.submit(texts)
+        after = batcher.submit(["another fine text"])
+        release()
+        with pytest.raises(InputError, match="over max_length"):
+            big.result(30)
+        assert torch.allclose(after.result(30)[strict.spec], _pool(strict, ["another fine text"]), atol=1e-5)
+    finally:
+        batcher.close()

@@ -9,6 +9,10 @@ next and the load would split into two half-size rounds.
 Under load the waits are spent computing anyway, so throughput rises with concurrency; alone a request waits at
 most ``max_wait_ms``. Batched vectors equal the single-request ones
 (llembed's batch-equals-singles property), so merging changes speed only.
+
+A request of more than ``PIECE_BATCHES`` forward batches is cut into pieces of that size; after each piece its
+remainder goes behind the requests that arrived meanwhile, so a one-text request sent during a 2,000-text one
+waits for about one piece, not for the whole of it. The pieces' results are joined in order.
 """
 
 from __future__ import annotations
@@ -32,10 +36,34 @@ logger = logging.getLogger(__name__)
 
 
 RERANK = "rerank"  # a job's side when it scores documents for a query
+PIECE_BATCHES = 4
+"""A request of more than this many forward batches (``batch_size`` texts each) runs in pieces of that size,
+interleaved with the requests queued behind it."""
 LOAD_WAIT_SHARE = 0.25
 """Under load, how long a round waits for the previous round's clients to come back, as a share of that round's
 model call. Measured (``benchmarks/bench_serve.py``, 2-core CPU): at 32 clients, rounds of 16.0 requests without it
 and 27.8 with it, 111.0 → 121.9 requests/s; at 8 clients 72.7 → 93.5; one client unchanged."""
+
+
+class Collector:
+    """A request's future, resolved once every piece of it has run (results joined in piece order)."""
+
+    def __init__(self) -> None:
+        self.future: Future = Future()
+        self.parts: dict[int, dict | list] = {}
+        self.pieces = 1
+
+    def add(self, piece: int, result) -> None:
+        if self.future.done():  # another piece failed: the request has its answer
+            return
+        self.parts[piece] = result
+        if len(self.parts) == self.pieces:
+            ordered = [self.parts[i] for i in range(self.pieces)]
+            self.future.set_result(ordered[0] if self.pieces == 1 else _join(ordered))
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
 
 
 @dataclass
@@ -46,12 +74,27 @@ class Job:
     task: str | None
     tokens: int
     query: str | None = None
-    future: Future = field(default_factory=Future)
+    collector: Collector = field(default_factory=Collector)
+    piece: int = 0
     queued_at: float = field(default_factory=time.perf_counter)
+
+    @property
+    def future(self) -> Future:
+        return self.collector.future
 
     @property
     def kind(self) -> tuple[str, str | None, str | None]:
         return self.side, self.task, self.query
+
+    def split(self, size: int) -> tuple[Job, Job]:
+        """(the first ``size`` texts, the rest): two pieces of one request; tokens shared out by text count."""
+        head_tokens = round(self.tokens * size / len(self.texts))
+        self.collector.pieces += 1
+        head = Job(self.texts[:size], self.side, self.task, head_tokens, self.query, self.collector, self.piece,
+                   self.queued_at)  # fmt: skip
+        rest = Job(self.texts[size:], self.side, self.task, self.tokens - head_tokens, self.query, self.collector,
+                   self.piece + 1, self.queued_at)  # fmt: skip
+        return head, rest
 
 
 @dataclass
@@ -146,7 +189,26 @@ class DynamicBatcher:
         except queue.Empty:
             return None
 
+    def _piece(self, job: Job) -> Job:
+        """``job`` itself, or its first piece with the remainder queued behind everything waiting now."""
+        size = PIECE_BATCHES * self.batch_size
+        if len(job.texts) <= size:
+            return job
+        head, rest = job.split(size)
+        while True:  # the requests that arrived meanwhile go first
+            try:
+                waiting = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if waiting is None:
+                self._queue.put(None)
+                break
+            self._held.append(waiting)
+        self._held.append(rest)
+        return head
+
     def _gather(self, first: Job) -> list[Job]:
+        first = self._piece(first)
         batch, tokens = [first], first.tokens
         # under load (the last call merged several requests) the clients it answered come back within a fraction
         # of a model call: wait for as many requests as it had, for up to LOAD_WAIT_SHARE of its duration
@@ -164,6 +226,12 @@ class DynamicBatcher:
             if job.kind != first.kind:  # another side or task: it needs another prompt, so another batch
                 skipped.append(job)
                 continue
+            if len(job.texts) > PIECE_BATCHES * self.batch_size:  # a big one waits its turn, to run in pieces
+                skipped.append(job)
+                break
+            if any(job.collector is taken.collector for taken in batch):  # one piece of a request per round
+                skipped.append(job)
+                continue
             if tokens + job.tokens > self.max_batch_tokens:
                 skipped.append(job)
                 break
@@ -179,6 +247,8 @@ class DynamicBatcher:
                 if self._closed:
                     return
                 continue
+            if first.future.done():  # a piece of a request that already failed
+                continue
             batch = self._gather(first)
             self._execute(batch)
 
@@ -191,14 +261,14 @@ class DynamicBatcher:
             self._last_requests, self._last_seconds = len(batch), time.perf_counter() - started
         except Exception as exc:  # noqa: BLE001 - isolate the request that caused it
             if len(batch) == 1:
-                batch[0].future.set_exception(exc)
+                batch[0].collector.fail(exc)
             else:
                 for job in batch:
                     self._execute([job])
             return
         offset = 0
         for job in batch:
-            job.future.set_result(_rows(result, offset, offset + len(job.texts)))
+            job.collector.add(job.piece, _rows(result, offset, offset + len(job.texts)))
             offset += len(job.texts)
         if self.on_batch is not None:
             record = BatchRecord(
@@ -217,6 +287,13 @@ class DynamicBatcher:
         return self.embedder.pool(
             texts, specs, side=side, task=task, batch_size=self.batch_size, show_progress_bar=False
         )
+
+
+def _join(parts: list):
+    """Pieces' results in order, as one call's would be."""
+    if isinstance(parts[0], dict):
+        return {spec: torch.cat([part[spec] for part in parts]) for spec in parts[0]}
+    return [score for part in parts for score in part]
 
 
 def _rows(result: dict[PoolSpec, torch.Tensor] | list[float], start: int, stop: int):
