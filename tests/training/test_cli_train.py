@@ -48,3 +48,30 @@ def test_train_command_reports_config_errors(tmp_path):
     result = CliRunner().invoke(app, ["train", str(config)])
     assert result.exit_code == 2
     assert "objective must be one of" in result.output
+
+
+BAD_CONFIGS = [  # (a line added to a valid config, what the one-line error says); issue 32
+    ("learning_rate: fast", "learning_rate must be a number, not 'fast'"),
+    ("batch_size: 3.5", "batch_size must be an integer, not 3.5"),
+    ("max_steps: yes", "max_steps must be an integer, not True"),
+    ("chunk_size: many", "chunk_size must be an integer or null, not 'many'"),
+    ("merge: maybe", "merge must be true or false, not 'maybe'"),
+    ("lora: {r: big}", "lora: r must be an integer, not 'big'"),
+    ("teacher: {weight: heavy}", "teacher: weight must be a number, not 'heavy'"),
+    ("seed: [1, 2]", "seed must be an integer, not [1, 2]"),
+    ("output_dir: 5", "output_dir must be a string, not 5"),
+]
+
+
+def test_wrongly_typed_config_values_are_named(tmp_path):
+    for line, message in BAD_CONFIGS:
+        config = tmp_path / "bad.yaml"
+        config.write_text(f"data: [x.jsonl]\noutput_dir: out\n{line}\n", encoding="utf-8")
+        if line.startswith("output_dir"):
+            config.write_text(f"data: [x.jsonl]\n{line}\n", encoding="utf-8")
+        result = CliRunner().invoke(app, ["train", str(config)])
+        assert result.exit_code == 2, (line, result.output)
+        assert message in result.output and "Traceback" not in result.output, (line, result.output)
+    config.write_text("data: [x.jsonl]\noutput_dir: out\nlearning_rate: 0.001\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", str(config)])  # a well-typed config gets as far as its data
+    assert "must be" not in result.output and "x.jsonl" in result.output
