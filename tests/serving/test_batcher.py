@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+import llembed.serving.batcher as batcher_module
 from llembed.errors import InputError
 from llembed.serving import DynamicBatcher
 
@@ -137,11 +138,12 @@ def test_under_load_a_round_waits_for_the_clients_of_the_last_one(tiny_embedder)
     assert torch.allclose(torch.cat(results), _pool(tiny_embedder, TEXTS[4 : 4 + merged_before]), atol=1e-5)
 
 
-def test_a_big_request_runs_in_pieces_and_small_ones_go_between(tiny_embedder):
+def test_a_big_request_runs_in_pieces_and_small_ones_go_between(tiny_embedder, monkeypatch):
     """Issue 32's head-of-line blocking: a small request queued behind a big one is answered after one piece
     of it, not after all of it; the big request's rows equal one call's."""
+    monkeypatch.setattr(batcher_module, "PIECE_TOKENS", 80)  # 40 texts of 400 tokens: pieces of 8 texts
     texts = [f"{TEXTS[i % len(TEXTS)]} again {i}" for i in range(40)]
-    batcher, records, release = _held(tiny_embedder, batch_size=2)  # pieces of PIECE_BATCHES · 2 = 8 texts
+    batcher, records, release = _held(tiny_embedder, batch_size=2)
     order: list[str] = []
     try:
         big = batcher.submit(texts, tokens=400)
@@ -155,8 +157,8 @@ def test_a_big_request_runs_in_pieces_and_small_ones_go_between(tiny_embedder):
     finally:
         batcher.close()
     assert order == ["small", "big"]
-    # the blocker, then the big one's first piece with the small one merged in, then the big one's other pieces
-    assert [r.texts for r in records] == [1, 9, 8, 8, 8, 8]
+    # the blocker, the big one's first piece (alone), the small one, then the big one's other pieces
+    assert [r.texts for r in records] == [1, 8, 1, 8, 8, 8, 8]
     assert sum(r.texts for r in records) == 1 + 40 + 1
     assert torch.allclose(joined, _pool(tiny_embedder, texts), atol=1e-5)
 

@@ -10,9 +10,10 @@ Under load the waits are spent computing anyway, so throughput rises with concur
 most ``max_wait_ms``. Batched vectors equal the single-request ones
 (llembed's batch-equals-singles property), so merging changes speed only.
 
-A request of more than ``PIECE_BATCHES`` forward batches is cut into pieces of that size; after each piece its
-remainder goes behind the requests that arrived meanwhile, so a one-text request sent during a 2,000-text one
-waits for about one piece, not for the whole of it. The pieces' results are joined in order.
+A request of more than ``PIECE_TOKENS`` input tokens (or, uncounted, of more than one forward batch) is cut into
+pieces of about that size, each run alone; after each piece the remainder goes behind the requests that arrived
+meanwhile, so a one-text request sent during a 2,000-text one waits for about one piece, not for the whole of it.
+The pieces' results are joined in order.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ logger = logging.getLogger(__name__)
 
 
 RERANK = "rerank"  # a job's side when it scores documents for a query
-PIECE_BATCHES = 4
-"""A request of more than this many forward batches (``batch_size`` texts each) runs in pieces of that size,
-interleaved with the requests queued behind it."""
+PIECE_TOKENS = 2048
+"""A request of more input tokens runs in pieces of about this many, interleaved with the requests queued behind
+it. Measured (``bench_serve.py --fairness``: 48 one-sentence requests from 4 clients sent 1 s after a 2,048-text
+request; 2-core AMD EPYC, SmolLM2 bf16): p50 / p99 of the small ones 2.5 / 4.1 s (the big one 39.7 s); with
+4,096-token pieces 3.3 / 7.4 s (35.9 s); unsplit, as before, 0.1 / 34.0 s (36.2 s): the first ones waited for
+all of the big request."""
 LOAD_WAIT_SHARE = 0.25
 """Under load, how long a round waits for the previous round's clients to come back, as a share of that round's
 model call. Measured (``benchmarks/bench_serve.py``, 2-core CPU): at 32 clients, rounds of 16.0 requests without it
@@ -132,6 +136,8 @@ class DynamicBatcher:
         self.on_batch = on_batch
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._held: deque[Job] = deque()  # taken off the queue but left for a later round (other kind / no room)
+        self._pieces: deque[Job] = deque()  # the remainders of big requests, a piece each round they get
+        self._piece_next = False  # after a round of other requests, the next round is a piece (no starving)
         self._closed = False
         self._last_requests, self._last_seconds = 0, 0.0  # the last model call's size and duration
         self._thread = threading.Thread(target=self._run, name="llembed-batcher", daemon=True)
@@ -170,7 +176,7 @@ class DynamicBatcher:
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=30)
-        leftover = list(self._held)
+        leftover = list(self._held) + list(self._pieces)
         while True:  # nobody will run these any more: fail them rather than leave their callers waiting
             try:
                 leftover.append(self._queue.get_nowait())
@@ -189,26 +195,34 @@ class DynamicBatcher:
         except queue.Empty:
             return None
 
+    def _piece_size(self, job: Job) -> int:
+        """Texts per piece of ``job``: about ``PIECE_TOKENS`` tokens' worth (one forward batch when uncounted)."""
+        if job.tokens <= 0:
+            return self.batch_size
+        return max(1, PIECE_TOKENS * len(job.texts) // job.tokens)
+
     def _piece(self, job: Job) -> Job:
-        """``job`` itself, or its first piece with the remainder queued behind everything waiting now."""
-        size = PIECE_BATCHES * self.batch_size
+        """``job`` itself, or its first piece, the rest waiting among the pending pieces."""
+        size = self._piece_size(job)
         if len(job.texts) <= size:
             return job
         head, rest = job.split(size)
-        while True:  # the requests that arrived meanwhile go first
-            try:
-                waiting = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if waiting is None:
-                self._queue.put(None)
-                break
-            self._held.append(waiting)
-        self._held.append(rest)
+        self._pieces.append(rest)
         return head
+
+    def _next_round(self) -> Job | None:
+        """The first job of the next round: requests that are waiting go before a big request's next piece, but
+        after a round of them a piece runs, so a stream of small requests cannot starve a big one."""
+        if self._closed:
+            return None  # close() fails whatever is left
+        if self._pieces and (self._piece_next or (not self._held and self._queue.empty())):
+            return self._pieces.popleft()
+        return self._take(None if not self._pieces else 0.0) or (self._pieces.popleft() if self._pieces else None)
 
     def _gather(self, first: Job) -> list[Job]:
         first = self._piece(first)
+        if first.collector.pieces > 1:  # a piece runs alone: what waits behind it should not wait for more
+            return [first]
         batch, tokens = [first], first.tokens
         # under load (the last call merged several requests) the clients it answered come back within a fraction
         # of a model call: wait for as many requests as it had, for up to LOAD_WAIT_SHARE of its duration
@@ -226,10 +240,7 @@ class DynamicBatcher:
             if job.kind != first.kind:  # another side or task: it needs another prompt, so another batch
                 skipped.append(job)
                 continue
-            if len(job.texts) > PIECE_BATCHES * self.batch_size:  # a big one waits its turn, to run in pieces
-                skipped.append(job)
-                break
-            if any(job.collector is taken.collector for taken in batch):  # one piece of a request per round
+            if job.collector.pieces > 1 or len(job.texts) > self._piece_size(job):  # big: its own rounds, in pieces
                 skipped.append(job)
                 continue
             if tokens + job.tokens > self.max_batch_tokens:
@@ -242,7 +253,7 @@ class DynamicBatcher:
 
     def _run(self) -> None:
         while True:
-            first = self._take(None)
+            first = self._next_round()
             if first is None:
                 if self._closed:
                     return
@@ -250,6 +261,7 @@ class DynamicBatcher:
             if first.future.done():  # a piece of a request that already failed
                 continue
             batch = self._gather(first)
+            self._piece_next = bool(self._pieces) and first.collector.pieces == 1
             self._execute(batch)
 
     def _execute(self, batch: list[Job]) -> None:
