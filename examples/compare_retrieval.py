@@ -20,7 +20,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from llembed import Embedder, evaluation  # noqa: E402
+from llembed.backbone import cpu_name  # noqa: E402
 from llembed.evaluation.baselines import evaluate_bm25  # noqa: E402
 from llembed.evaluation.bundled import load_bundled  # noqa: E402
 from llembed.evaluation.evaluate import evaluate  # noqa: E402
@@ -155,13 +155,6 @@ def main() -> None:
                   flush=True)  # fmt: skip
 
     write_table(args, cells)
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def write_table(args, cells: dict[str, dict[str, float]]) -> None:

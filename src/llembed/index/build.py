@@ -227,9 +227,8 @@ def write_index(
     index.add(vectors)
     lexical = None
     if bm25:  # one BM25 row per vector: a chunk index's rows are its chunks
-        rows = texts if chunk_rows is None else [texts[d][a:b] for d, a, b in chunk_rows.tolist()]
         try:
-            lexical = BM25.build(rows)
+            lexical = BM25.build(_row_texts(texts, chunk_rows))
         except InputError as exc:  # a corpus without a single word still gets its vector index
             warnings.warn(f"no BM25 part: {exc}", stacklevel=2)
 
@@ -263,6 +262,13 @@ def write_index(
     return atomic_directory(Path(out), write)
 
 
+def _row_texts(texts: Sequence[str], chunk_rows: np.ndarray | None) -> list[str]:
+    """The text of each index row: the documents, or in a chunk index each chunk's span of its document."""
+    if chunk_rows is None:
+        return list(texts)
+    return [texts[d][a:b] for d, a, b in chunk_rows.tolist()]
+
+
 def _corpus_hash(corpus: Corpus) -> str:
     digest = hashlib.sha256()
     for doc_id, text in zip(corpus.ids, corpus.texts, strict=True):
@@ -291,9 +297,8 @@ def add_bm25(folder: str | Path) -> Path:
     if manifest.get("bm25"):
         return folder
     texts = [row["text"] for _, row in iter_jsonl(folder / "docs.jsonl")]
-    if manifest.get("chunks"):
-        texts = [texts[d][a:b] for d, a, b in np.load(folder / "chunks.npy").tolist()]
-    lexical = BM25.build(texts)
+    chunk_rows = np.load(folder / "chunks.npy") if manifest.get("chunks") else None
+    lexical = BM25.build(_row_texts(texts, chunk_rows))
     atomic_directory(folder / "bm25", lexical.save)
     atomic_write_text(folder / "manifest.json", json.dumps(manifest | {"bm25": True}, indent=2, default=str) + "\n")
     return folder
