@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import gzip
-import json
 import random
 import sysconfig
 from collections import defaultdict
@@ -32,7 +30,7 @@ from pathlib import Path
 
 from llembed.evaluation.bundled import load_bundled
 from llembed.evaluation.decontamination import drop_leaks, load_held_out
-from llembed.training.data import TrainExample, load_examples
+from llembed.training.data import TrainExample, load_examples, write_examples
 
 ROOT = Path(__file__).resolve().parent
 # Asymmetric tasks instruct their queries (E5). Symmetric ones (STS, same-intent queries) take none: evaluation
@@ -127,16 +125,6 @@ def distill(rng: random.Random, sentences: list[str], documents: list[str], coun
     return [TrainExample(*rng.sample(pool, 2), (), "distill") for _ in range(count)]
 
 
-def write(path: Path, examples: list[TrainExample]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    text = "".join(json.dumps(example.to_dict(), ensure_ascii=False) + "\n" for example in examples)
-    # mtime 0 in the gzip header: a rebuild of the same examples is byte-identical
-    with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle:
-        handle.write(text.encode("utf-8"))
-    partial.replace(path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "general")
@@ -159,7 +147,7 @@ def main() -> None:
     lines = []
     for name, examples in tasks.items():
         kept, dropped = drop_leaks(examples, held_out)
-        write(args.out / f"{name}.jsonl.gz", kept)
+        write_examples(args.out / f"{name}.jsonl.gz", kept)
         lines.append(f"- {name}.jsonl.gz: {len(kept)} examples ({len(dropped)} dropped: they hold a scored item of "
                      "a bundled evaluation set)")  # fmt: skip
         print(lines[-1])

@@ -12,6 +12,11 @@ Sources (each under a licence that allows training a model that ships; attributi
   before the section's (a topic → the passage about it).
 - WordNet 3.0 (``wordnet-base``, the WordNet licence): ``wordnet``: "What is <noun>?" → its gloss (with its
   examples), a sister term's gloss (another hyponym of the same hypernym) as the hard negative.
+- ``gecko`` (``--gecko N``): Gecko-style synthetic questions over N of the documentation passages and FAQ
+  answers, written by the bundled SmolLM2-135M-Instruct (``llembed.synthesis.run_gecko``: MiniLM retrieves 4
+  candidates per question, the generator's query likelihood picks the positive, a lower one is the negative,
+  MiniLM's consistency filter keeps a question only if its positive is in MiniLM's top 3, and only if their
+  cosine reaches ``GECKO_MIN_TEACHER``). The generation is stored in ``--work`` and resumes when interrupted.
 
 Every query gets further hard negatives mined with BM25 over the task's passages (the positives and any passage
 scoring at least 0.95 × the positive are skipped: NV-Retriever's false-negative filter) and all-MiniLM-L6-v2's
@@ -22,7 +27,6 @@ evaluation set and the examples holding a scored item are dropped.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import random
 import re
@@ -30,7 +34,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from llembed.evaluation.decontamination import drop_leaks, load_held_out
-from llembed.training.data import TrainExample
+from llembed.training.data import TrainExample, write_examples
 
 ROOT = Path(__file__).resolve().parent
 DOCS = Path("/usr/share/doc/python3.11/html/_sources")
@@ -41,6 +45,8 @@ UNDERLINE = re.compile(r"^([=\-~^*#+\"'`])\1{2,}\s*$")
 ROLE = re.compile(r":[a-z:]+:`~?!?([^`<]*?)(?:\s*<[^`>]*>)?`")
 LINK = re.compile(r"`([^`<]+?)\s*<[^`>]*>`__?")
 MIN_WORDS, MAX_WORDS = 20, 180
+GECKO_MIN_TEACHER = 0.4
+"""A synthetic question is kept only if MiniLM's cosine with its positive reaches this (noise otherwise)."""
 DOC_PARTS = ("tutorial", "howto", "library", "reference", "faq", "using", "extending")
 
 
@@ -211,10 +217,22 @@ def mine_and_score(examples: list[TrainExample], negatives: int) -> list[TrainEx
     return scored
 
 
-def write(examples: list[TrainExample], path: Path) -> None:
-    with gzip.GzipFile(path, "wb", mtime=0) as raw:  # byte-reproducible
-        for example in examples:
-            raw.write((json.dumps(example.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
+def gecko(passages: list[str], count: int, work: Path, seed: int) -> list[TrainExample]:
+    """Synthetic questions over the first ``count`` passages of a seeded shuffle (a larger ``count`` later resumes
+    the same generation), written by the bundled default model."""
+    from llembed import Embedder
+    from llembed.synthesis import GeckoOptions, make_generator, run_gecko
+    from llembed.training.data import load_examples
+
+    chosen = list(passages)
+    random.Random(seed).shuffle(chosen)
+    chosen = chosen[:count]
+    minilm = Embedder.from_pretrained("all-minilm-l6-v2", dtype="float32", truncation=True)
+    work.mkdir(parents=True, exist_ok=True)
+    result = run_gecko(make_generator(seed=seed), work / "gecko.jsonl", {str(n): p for n, p in enumerate(chosen)},
+                       minilm, GeckoOptions(), filter_embedder=minilm, top_k=3)  # fmt: skip
+    print(result.drops.summary(), flush=True)
+    return [TrainExample(e.query, e.positive, e.negatives, "gecko", QUESTION) for e in load_examples(result.output)]
 
 
 def main() -> None:
@@ -222,6 +240,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "retrieval")
     parser.add_argument("--wordnet", type=int, default=6000, help="WordNet questions")
     parser.add_argument("--negatives", type=int, default=3, help="hard negatives per example")
+    parser.add_argument("--gecko", type=int, default=0, help="passages to write Gecko synthetic questions for")
+    parser.add_argument("--work", type=Path, default=Path("runs/retrieval-mix"), help="resumable generation state")
+    parser.add_argument("--only", nargs="+", choices=["faq", "docs", "wordnet", "gecko"], help="rebuild these only")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for source in (DOCS, WORDNET):
@@ -230,16 +251,27 @@ def main() -> None:
     rng = random.Random(args.seed)
     faq, docs = python_docs()
     tasks = {"faq": faq, "docs": docs, "wordnet": wordnet(rng, args.wordnet)}
+    if args.gecko:
+        passages = sorted({e.positive for e in faq + docs})
+        tasks["gecko"] = gecko(passages, args.gecko, args.work, args.seed)
     held_out = load_held_out(["bundled"])
     args.out.mkdir(parents=True, exist_ok=True)
-    counts = {}
+    counts_file = args.out / "counts.json"
+    counts = json.loads(counts_file.read_text(encoding="utf-8")) if counts_file.is_file() else {}
     for name, examples in tasks.items():
+        if args.only and name not in args.only:
+            continue
         kept, dropped = drop_leaks(examples, held_out)
         kept = mine_and_score(kept, args.negatives)
-        write(kept, args.out / f"{name}.jsonl.gz")
-        counts[name] = {"built": len(examples), "kept": len(kept), "dropped_as_leaks": len(dropped)}
+        counts[name] = {"built": len(examples), "dropped_as_leaks": len(dropped)}
+        if name == "gecko":  # a question MiniLM finds unrelated to its positive is the generator's noise
+            weak = [e for e in kept if e.scores[0] < GECKO_MIN_TEACHER]
+            kept = [e for e in kept if e.scores[0] >= GECKO_MIN_TEACHER]
+            counts[name]["dropped_below_teacher_minimum"] = len(weak)
+        counts[name]["kept"] = len(kept)
+        write_examples(args.out / f"{name}.jsonl.gz", kept)
         print(f"{name}: {len(kept)} examples ({len(dropped)} dropped as leaks)", flush=True)
-    (args.out / "counts.json").write_text(json.dumps(counts, indent=2) + "\n", encoding="utf-8")
+    counts_file.write_text(json.dumps(counts, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

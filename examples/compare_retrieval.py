@@ -58,6 +58,8 @@ TRAINED_ON = {
     "smollm2-135m-tuned": "examples/data/general: SNLI, STS-B train, Banking77 train, stdlib code, MiniLM-distilled "
     "pairs",
     "gemma-3-270m-tuned": "examples/data/general (as smollm2-135m-tuned)",
+    "runs/gemma-retrieval-lora": "gemma-3-270m-tuned trained further on examples/data/retrieval (Python docs and FAQ, "
+    "WordNet, Gecko questions) with the general mix down-weighted",
 }
 REUSE = {  # this script's row → compare_general.py's row for the same model under the same evaluator
     "smollm2-135m-tuned": "smollm2-135m-tuned (trained on examples/data/general: SNLI, STS-B train, Banking77 "
@@ -80,15 +82,17 @@ def published(reference: Path, model: str) -> dict[str, float]:
 
 
 def decontaminate(model: str) -> None:
-    """The run behind a tuned alias was checked at training time; check its data against this panel again."""
+    """The run behind a tuned alias or run folder was checked at training time; check its data against this panel
+    again."""
     from llembed.evaluation.decontamination import TrainingTexts, check
     from llembed.training import TrainConfig
     from llembed.training.data import load_examples
 
-    config_file = {"smollm2-135m-tuned": "general_lora.yaml", "gemma-3-270m-tuned": "gemma_general_lora.yaml"}
-    if model not in config_file:
-        return
-    config = TrainConfig.load(ROOT / config_file[model])
+    configs = {"smollm2-135m-tuned": "general_lora.yaml", "gemma-3-270m-tuned": "gemma_general_lora.yaml"}
+    path = ROOT / configs[model] if model in configs else Path(model) / "train_config.yaml"  # an alias, or a run folder
+    if not path.is_file():
+        sys.exit(f"{model}: no training config to check against the panel ({path})")
+    config = TrainConfig.load(path)
     report = check(TrainingTexts.of_examples(load_examples(config.data)), [load_bundled(n) for _, n, _ in PANEL])
     if report.leaks:
         sys.exit(f"{model}: the training data holds scored items of the panel:\n" + report.summary())

@@ -97,6 +97,19 @@ def test_probabilities_rank_and_pairs(tiny_backbones):
     assert reranker.score_pairs(pairs) == pytest.approx(expected, abs=1e-5)
 
 
+def test_a_calibrated_reranker_maps_scores_through_its_platt_fit(tiny_backbones):
+    plain = Reranker(tiny_backbones["qwen2"])
+    calibrated = Reranker(tiny_backbones["qwen2"], Recipe(rerank_calibration=[0.5, -1.25]))
+    raw = plain.score(QUERY, SENTENCES)
+    assert calibrated.score(QUERY, SENTENCES) == pytest.approx(raw, abs=1e-6)  # the order is the model's own
+    expected = [1 / (1 + math.exp(-(0.5 * s - 1.25))) for s in raw]
+    assert calibrated.score(QUERY, SENTENCES, normalize=True) == pytest.approx(expected, abs=1e-6)
+    assert calibrated.probabilities([0.0, 2.5]) == pytest.approx([1 / (1 + math.exp(1.25)), 0.5], abs=1e-9)
+    for bad in ([0.0, 1.0], [-1.0, 0.0], [1.0], [1.0, float("nan")], ["1", 0.0], [True, 0.0]):
+        with pytest.raises(RecipeError, match="rerank_calibration must be \\[scale, bias\\]"):
+            Recipe(rerank_calibration=bad)
+
+
 def test_a_custom_task_and_template(tiny_backbones):
     recipe = Recipe(rerank_prompt="Q: {query}\nD: {document}\nRelevant?", rerank_labels=[" Yes", " No"], task="x")
     reranker = Reranker(tiny_backbones["gpt2"], recipe)
@@ -156,6 +169,7 @@ def test_a_reranker_on_an_embedders_model_shares_it(tiny_backbones):
 
 def test_rerank_fields_do_not_change_an_embedding_recipes_digest():
     assert Recipe(prompt="prompteol").digest() == Recipe(prompt="prompteol", rerank_prompt="plain").digest()
+    assert Recipe().digest() == Recipe(rerank_calibration=[2.0, 0.5]).digest()
 
 
 def test_answer_logits_are_multiplied_in_float32_under_a_bf16_model(tiny_model_dirs):

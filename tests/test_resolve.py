@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from llembed import Embedder, Recipe
+from llembed import Embedder, Recipe, model_sources
 from llembed.errors import RecipeError
 from llembed.resolve import is_trained_output, resolve, resolve_recipe, sentence_transformers_defaults
 
@@ -60,8 +60,20 @@ def test_a_sentence_transformers_folder_without_normalize_is_read_as_such(tmp_pa
     assert np.abs(vectors - reference).max() < 1e-4
 
 
+@pytest.mark.parametrize("alias", sorted(model_sources.TUNED_MODELS))
+def test_every_tuned_alias_ships_a_complete_run_on_a_bundled_base(alias):
+    folder = model_sources.tuned_model_folder(alias)
+    recipe = resolve_recipe(alias)
+    assert recipe.model in model_sources.BUNDLED_MODELS and recipe.adapter == str((folder / "adapter").resolve())
+    assert (folder / "README.md").read_text(encoding="utf-8").startswith(f"# {alias}\n")  # its model card
+    config = json.loads((folder / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
+    assert config["peft_type"] == "LORA" and (folder / "adapter" / "adapter_model.safetensors").is_file()
+    if recipe.model.startswith("gemma"):  # a Model Derivative of Gemma carries the terms and the notice they ask for
+        assert "Gemma Terms of Use" in (folder / "NOTICE").read_text(encoding="utf-8")
+        assert "Gemma Terms of Use" in (folder / "GEMMA_TERMS.html").read_text(encoding="utf-8")
+
+
 def test_the_tuned_alias_is_the_shipped_run_folder(monkeypatch, tmp_path):
-    from llembed import model_sources
     from llembed.errors import ModelNotFoundError
 
     folder = model_sources.TUNED_DIR / "smollm2-135m-tuned"

@@ -66,6 +66,9 @@ TUNED_MODELS: dict[str, TunedModel] = {
         "SmolLM2-135M-Instruct + llembed's general-purpose LoRA (examples/general_lora.yaml): similarity, "
         "retrieval, classification and clustering, instructions on retrieval queries",
     ),
+    "gemma-3-270m-tuned": TunedModel(
+        "Gemma-3-270M + the same general-purpose LoRA (examples/gemma_general_lora.yaml); Gemma Terms of Use apply",
+    ),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -27,7 +28,7 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 DTYPES: tuple[str, ...] = get_args(DType)
 PADDING_SIDES: tuple[str, ...] = get_args(PaddingSide)
 
-RERANK_FIELDS = ("rerank_prompt", "rerank_labels")
+RERANK_FIELDS = ("rerank_prompt", "rerank_labels", "rerank_calibration")
 """Fields only a :class:`~llembed.Reranker` reads: they never change a vector, so no digest includes them."""
 
 LayerSpec = int | list[int] | str
@@ -82,6 +83,9 @@ class Recipe:
     ``{query}`` before ``{document}``; ``None``: ``chat`` for models with a chat template, else ``plain``."""
     rerank_labels: list[str] | None = None
     """Reranking: the two answer words (relevant, not relevant) whose logits are compared; ``None``: the prompt's."""
+    rerank_calibration: list[float] | None = None
+    """Reranking: ``[scale, bias]`` of the relevance probability ``sigmoid(scale · score + bias)`` (Platt scaling
+    fitted on held-aside judged pairs, ``llembed.rerank_calibration``); ``None``: ``sigmoid(score)``."""
     normalize: bool | None = None
     """L2-normalise the output (``None``: the model's default, which is ``True`` except for a
     sentence-transformers folder without a ``Normalize`` module)."""
@@ -137,6 +141,17 @@ class Recipe:
             or self.rerank_labels[0] == self.rerank_labels[1]
         ):
             raise RecipeError(f"rerank_labels must be two different answer words, not {self.rerank_labels!r}")
+        if self.rerank_calibration is not None and (
+            not isinstance(self.rerank_calibration, list | tuple)
+            or len(self.rerank_calibration) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in self.rerank_calibration)
+            or not all(math.isfinite(v) for v in self.rerank_calibration)
+            or self.rerank_calibration[0] <= 0
+        ):
+            raise RecipeError(
+                f"rerank_calibration must be [scale, bias] with a positive scale (it keeps the order), "
+                f"not {self.rerank_calibration!r}"
+            )
         if self.normalize is not None and not isinstance(self.normalize, bool):
             raise RecipeError(f"normalize must be true or false, not {self.normalize!r}")
         if self.tp_layers is not None and (

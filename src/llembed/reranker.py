@@ -23,6 +23,7 @@ from llembed.embedder import DEFAULT_MAX_BATCH_TOKENS, Embedder, validate_texts
 from llembed.errors import InputError, RecipeError
 from llembed.prefix_cache import PrefixState
 from llembed.recipe import Recipe, resolve_layers
+from llembed.rerank_calibration import calibrated
 from llembed.rerank_prompts import DEFAULT_TASK, RenderedPrompt, label_ids, render, resolve_rerank_prompt
 from llembed.resolve import Resolved, resolve
 from llembed.sparse import lens_logits, lm_logits
@@ -106,7 +107,7 @@ class Reranker:
         show_progress_bar: bool | None = None,
     ) -> list[float]:
         """One score per document, in document order: ``logit(yes) - logit(no)``, or with ``normalize`` the
-        probability of "yes" between the two (its sigmoid). ``task`` replaces the instruction."""
+        probability of relevance (:meth:`probabilities`). ``task`` replaces the instruction."""
         ids = self.document_ids(documents)
         return self.score_tokenized(query, ids, task, batch_size, normalize, show_progress_bar)
 
@@ -186,7 +187,12 @@ class Reranker:
                 bar.update(len(rows))
         self.last_stats["tokens"] = sum(len(item) for item in items)
         self.last_stats["seconds"] = time.perf_counter() - started
-        return (torch.sigmoid(scores) if normalize else scores).tolist()
+        return self.probabilities(scores.tolist()) if normalize else scores.tolist()
+
+    def probabilities(self, scores: Sequence[float]) -> list[float]:
+        """Raw scores → probabilities of relevance, comparable across queries: ``sigmoid(scale · score + bias)``
+        with the recipe's ``rerank_calibration``, else the sigmoid of the yes/no logit difference itself."""
+        return calibrated(scores, self.recipe.rerank_calibration)
 
     def forward(self, queries: Sequence[str], documents: Sequence[Sequence[str]], task: str | None = None):
         """Scores ``(len(queries), n)`` of each query's ``n`` documents *with* autograd (training): one batch, no

@@ -47,6 +47,31 @@ def test_a_reranking_sets_candidates_are_ordered_by_the_reranker(reranker):
     assert result.efficiency["ms_per_query"] > 0 and 0 < result.efficiency["computed_share"] < 1
 
 
+def test_a_first_stages_top_candidates_are_reranked_above_the_rest(reranker):
+    qrels = {"q1": {"d1": 0, "d2": 1, "d4": 0}, "q2": {"d3": 0, "d5": 1, "d2": 0, "d4": 0}}
+    dataset = Dataset("reranking", "tiny-rerank", Path("."), {"instruction": "Find the answer"}, corpus=CORPUS,
+                      queries=QUERIES, qrels=qrels)  # fmt: skip
+    # columns: the candidates in corpus order (d1, d2, d3, d4, d5); q1's relevant d2 is last in the first stage
+    first = np.array([[0.9, 0.1, 0.0, 0.5, 0.0], [0.0, 0.6, 0.2, 0.9, 0.4]], dtype=np.float32)
+    (result,) = evaluate_reranker(reranker, make_task(dataset), {"dense": first}, top=2, show_progress_bar=False)
+    ids = list(CORPUS)
+    scores, labels = [], []
+    for row, query in enumerate(qrels):
+        order = sorted(qrels[query], key=lambda d: -first[row, ids.index(d)])
+        head = order[:2]
+        judged = reranker.score(QUERIES[query], [CORPUS[d] for d in head], task="Find the answer")
+        ranking = [head[i] for i in np.argsort(-np.array(judged), kind="stable")] + order[2:]
+        scores.append(np.array([len(ranking) - ranking.index(d) for d in qrels[query]], dtype=float))
+        labels.append(list(qrels[query].values()))
+        if query == "q1":  # its relevant d2 was outside the first stage's top 2, so it stays last
+            assert ranking[-1] == "d2"
+    assert result.variant == "dense → rerank top 2" and result.efficiency["texts"] == 4
+    assert result.scores["map"] == pytest.approx(reranking_map(scores, labels)["map"], abs=1e-6)
+    (everything,) = evaluate_reranker(reranker, make_task(dataset), {"dense": first}, top=4, show_progress_bar=False)
+    (alone,) = evaluate_reranker(reranker, make_task(dataset), show_progress_bar=False)
+    assert everything.scores["map"] == pytest.approx(alone.scores["map"], abs=1e-6)  # a top this big reranks all
+
+
 def test_retrieve_then_rerank_reorders_the_top_and_keeps_the_rest(reranker):
     qrels = {"q1": {"d2": 1}, "q2": {"d5": 1}}
     dataset = Dataset("retrieval", "tiny-retrieval", Path("."), corpus=CORPUS, queries=QUERIES, qrels=qrels)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from llembed.errors import InputError
-from llembed.training.data import TaskBatches, TrainExample, load_examples, load_sentences
+from llembed.training.data import TaskBatches, TrainExample, load_examples, load_sentences, write_examples
 
 
 def _write(path, rows):
@@ -146,3 +146,19 @@ def test_load_sentences_from_txt_and_jsonl(tmp_path):
     bad = _write(tmp_path / "bad.jsonl", [{"title": "x"}])
     with pytest.raises(InputError, match="bad.jsonl:1"):
         load_sentences(bad)
+
+
+@pytest.mark.parametrize("name", ["mix.jsonl", "mix.jsonl.gz"])
+def test_written_examples_load_back_and_rewrite_to_the_same_bytes(tmp_path, name):
+    examples = [
+        TrainExample(
+            "What is a tuple?", "An immutable sequence.", ("A mutable list.",), "faq", "Answer it", scores=(0.9, 0.4)
+        ),  # fmt: skip
+        TrainExample("Ein Mann spielt Gitarre.", "Jemand spielt Musik.", label=3.8, task="sts"),
+    ]
+    path = write_examples(tmp_path / name, examples)
+    assert load_examples(path) == examples
+    first = path.read_bytes()
+    assert first[:2] == b"\x1f\x8b" if name.endswith(".gz") else first.startswith(b'{"query": "What is a tuple?"')
+    write_examples(path, examples)
+    assert path.read_bytes() == first and [p.name for p in tmp_path.iterdir()] == [name]  # no temporary left

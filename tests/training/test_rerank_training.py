@@ -12,7 +12,7 @@ import torch
 from llembed import Recipe, Reranker
 from llembed.errors import InputError
 from llembed.training import Trainer
-from llembed.training.losses import ListwiseRerankLoss, PointwiseRerankLoss
+from llembed.training.losses import ListwiseRerankLoss, PointwiseRerankLoss, RerankDistillationLoss
 
 from .conftest import write_jsonl
 from .test_trainer import Crash, CrashingTrainer, _adapter_weights
@@ -34,6 +34,24 @@ def test_listwise_and_pointwise_losses_by_hand():
     assert float(PointwiseRerankLoss()(scores)) == pytest.approx(sum(pointwise) / 6, abs=1e-6)
     with pytest.raises(ValueError, match="1 \\+ negatives"):
         ListwiseRerankLoss()(torch.zeros(3, 1))
+
+
+def test_rerank_distillation_by_hand():
+    scores = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
+    teacher = torch.tensor([[0.9, 0.7, 0.1], [0.2, 0.8, 0.5]])
+
+    def kl(student_row, teacher_row, temperature):
+        p = [math.exp(t / temperature) for t in teacher_row]
+        p = [v / sum(p) for v in p]
+        log_q = [s - math.log(sum(math.exp(v) for v in student_row)) for s in student_row]
+        return sum(pi * (math.log(pi) - lq) for pi, lq in zip(p, log_q, strict=True))
+
+    for temperature in (1.0, 0.05):
+        expected = sum(kl(s, t, temperature) for s, t in zip(scores.tolist(), teacher.tolist(), strict=True)) / 2
+        assert float(RerankDistillationLoss(temperature)(scores, teacher)) == pytest.approx(expected, abs=1e-5)
+    assert float(RerankDistillationLoss()(teacher.log(), teacher.log())) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="teacher scores for"):
+        RerankDistillationLoss()(scores, teacher[:, :2])
 
 
 def test_forward_with_autograd_equals_the_inference_scores(tiny_backbones):
@@ -100,3 +118,23 @@ def test_rerank_training_needs_negatives(tiny_config, tmp_path):
     data = write_jsonl(tmp_path / "pairs.jsonl", [{"query": "a b", "positive": "a b c"}] * 8)
     with pytest.raises(InputError, match="mine-negatives"):
         Trainer(_rerank_config(tiny_config, data=[str(data)]))
+
+
+def test_score_distillation_adds_the_teachers_order_to_the_rerank_loss(tiny_config, snli_slice, tmp_path):
+    """The step's loss is the listwise loss plus the weighted KL to the teacher's scores, computed by hand from the
+    same forward pass."""
+    rows = [json.loads(line) for line in snli_slice.read_text(encoding="utf-8").splitlines()[:8]]
+    rows = [r | {"scores": [0.8, 0.3 + 0.05 * i]} for i, r in enumerate(rows)]
+    data = write_jsonl(tmp_path / "scored.jsonl", rows)
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0}
+    plain = Trainer(_rerank_config(tiny_config, data=[str(data)], batch_size=8, lora=lora,
+                                   output_dir=str(tmp_path / "plain")))  # fmt: skip
+    distilled = Trainer(_rerank_config(tiny_config, data=[str(data)], batch_size=8, lora=lora, score_distillation=0.5,
+                                       teacher_temperature=0.1, output_dir=str(tmp_path / "distilled")))  # fmt: skip
+    batch = next(iter(distilled.batches.from_step(0)))[1]
+    with torch.no_grad():
+        scores = distilled.reranker.forward([e.query for e in batch], [[e.positive, *e.negatives] for e in batch])
+    teacher = torch.tensor([e.scores for e in batch])
+    expected_kl = float(RerankDistillationLoss(0.1)(scores, teacher))
+    assert expected_kl > 0.01
+    assert distilled._rerank_step(batch) == pytest.approx(plain._rerank_step(batch) + 0.5 * expected_kl, abs=1e-4)

@@ -263,3 +263,31 @@ def test_hard_negatives_are_counted_per_task(tiny_config, tmp_path):
     assert Trainer(tiny_config(data=[data], batch_size=4, num_negatives=1)).negatives == {"nli": 1, "pairs": 0}
     with pytest.raises(InputError, match="num_negatives=3, but some examples have fewer: task 'nli' has 2"):
         Trainer(tiny_config(data=[data], batch_size=4, num_negatives=3))
+
+
+def test_training_continues_from_a_saved_adapter(tiny_config, tmp_path):
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0}  # no dropout: the loaded adapter's forward is deterministic
+    first = Trainer(tiny_config(output_dir=str(tmp_path / "first"), max_steps=3, lora=lora)).train().output_dir
+    texts = ["A man is playing a guitar.", "The stock market fell sharply."]
+    expected = Embedder.from_pretrained(first, dtype="float32").encode(texts)
+
+    continued = Trainer(tiny_config(output_dir=str(tmp_path / "second"), max_steps=2, init_adapter=str(first)))
+    assert [n for n, _ in continued.named_parameters] and all("lora_" in n for n, _ in continued.named_parameters)
+    with torch.no_grad():  # before its first step the model is exactly the first run's result
+        start_vectors = torch.nn.functional.normalize(continued.embedder.forward(texts), dim=-1)
+    assert torch.allclose(start_vectors, torch.from_numpy(expected), atol=1e-5)
+    start = _adapter_weights(continued)
+    second = continued.train().output_dir
+    assert any(not torch.equal(start[n], p) for n, p in continued.named_parameters)  # and it trained further
+    assert not torch.allclose(torch.from_numpy(Embedder.from_pretrained(second, dtype="float32").encode(texts)),
+                              torch.from_numpy(expected), atol=1e-4)  # fmt: skip
+
+
+def test_a_missing_init_adapter_is_named_before_the_model_loads(tiny_config, tmp_path, monkeypatch):
+    from llembed.errors import RecipeError
+
+    monkeypatch.setattr(Embedder, "from_recipe", lambda *a, **k: pytest.fail("the model loaded"))
+    with pytest.raises(InputError, match=r"init_adapter: .*nowhere holds no LoRA adapter"):
+        Trainer(tiny_config(init_adapter=str(tmp_path / "nowhere")))
+    with pytest.raises(RecipeError, match="init_adapter continues a LoRA: method must be lora"):
+        tiny_config(init_adapter=str(tmp_path), method="full")

@@ -55,8 +55,8 @@ def mine_command(
 ) -> None:
     """Mine hard negatives with an embedder or BM25 and write them into the training JSONL."""
     from llembed.texts_io import read_texts
-    from llembed.training.data import load_examples
-    from llembed.training.mining import mine_hard_negatives, write_examples
+    from llembed.training.data import load_examples, write_examples
+    from llembed.training.mining import mine_hard_negatives
 
     examples = load_examples(data)
     passages = read_texts(corpus, column=column).texts if corpus else None

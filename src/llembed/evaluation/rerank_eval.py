@@ -37,11 +37,16 @@ def evaluate_reranker(
     batch_size: int = 32,
     show_progress_bar: bool = True,
 ) -> list[TaskResult]:
-    """The reranker's scores on ``task``: a reranking task's candidates, or each retriever of ``first_stages``
-    (variant → its queries × documents scores, e.g. from :func:`llembed.evaluation.evaluate.similarities`)
-    reranked at its top ``top``."""
-    if isinstance(task, RerankingTask):
+    """The reranker's scores on ``task``: each retriever of ``first_stages`` (variant → its queries × documents
+    scores, e.g. from :func:`llembed.evaluation.evaluate.similarities`) reranked at its top ``top``; on a reranking
+    task without ``first_stages``, all of each query's candidates."""
+    if isinstance(task, RerankingTask) and not first_stages:
         return [_rerank_candidates(reranker, task, batch_size, show_progress_bar)]
+    if isinstance(task, RerankingTask):
+        return [
+            _rerank_candidates(reranker, task, batch_size, show_progress_bar, (variant, scores, top))
+            for variant, scores in first_stages.items()
+        ]
     if not isinstance(task, RetrievalTask):
         raise ValueError(f"a reranker scores reranking and retrieval sets, not {task.type}")
     if not first_stages:
@@ -59,7 +64,15 @@ def _instruction(reranker: Reranker, task: Task) -> str | None:
     return None if reranker.recipe.task else task.dataset.meta.get("instruction")
 
 
-def _rerank_candidates(reranker: Reranker, task: RerankingTask, batch_size: int, progress: bool) -> TaskResult:
+def _rerank_candidates(
+    reranker: Reranker,
+    task: RerankingTask,
+    batch_size: int,
+    progress: bool,
+    first_stage: tuple[str, np.ndarray, int] | None = None,
+) -> TaskResult:
+    """Each query's candidates ordered by the reranker; with ``first_stage`` (variant, queries × candidates
+    scores, top) only that stage's top candidates are reranked and placed above the rest, kept in its order."""
     dataset = task.dataset
     wanted = {doc for candidates in dataset.qrels.values() for doc in candidates}
     column = {doc: i for i, doc in enumerate(d for d in dataset.corpus if d in wanted)}
@@ -67,12 +80,20 @@ def _rerank_candidates(reranker: Reranker, task: RerankingTask, batch_size: int,
     cost = _Cost()
     for row, (query, text) in enumerate(tqdm(dataset.queries.items(), desc="reranking", disable=not progress)):
         candidates = list(dataset.qrels[query])
-        scores = cost.run(reranker, text, [dataset.corpus[d] for d in candidates], _instruction(reranker, task),
+        if first_stage is not None:  # the first stage's order; its top ones go to the reranker
+            order = np.argsort(-first_stage[1][row, [column[d] for d in candidates]], kind="stable")
+            candidates = [candidates[i] for i in order]
+            head, rest = candidates[: first_stage[2]], candidates[first_stage[2] :]
+        else:
+            head, rest = candidates, []
+        scores = cost.run(reranker, text, [dataset.corpus[d] for d in head], _instruction(reranker, task),
                           batch_size)  # fmt: skip
-        similarity[row, [column[d] for d in candidates]] = scores
-    scores = task.score_similarity(similarity)
-    return TaskResult(task.name, task.type, scores, cost.efficiency(len(dataset.queries)), "rerank",
-                      dataset.subsample_note)  # fmt: skip
+        # the reranked head above the rest, in its new order; the rest in the first stage's (ranks as scores)
+        ranked = [head[i] for i in sorted(range(len(head)), key=lambda i: -scores[i])] + rest
+        similarity[row, [column[d] for d in ranked]] = np.arange(len(ranked), 0, -1, dtype=np.float32)
+    variant = "rerank" if first_stage is None else rerank_variant(first_stage[0], first_stage[2])
+    return TaskResult(task.name, task.type, task.score_similarity(similarity), cost.efficiency(len(dataset.queries)),
+                      variant, dataset.subsample_note)  # fmt: skip
 
 
 def _rerank_retrieved(
@@ -113,7 +134,7 @@ def evaluate_with_reranker(
 ) -> list[TaskResult]:
     """The embedder's rows (dense; with ``sparse`` / ``bm25`` also those channels and their fusions), then the
     reranker's: on a retrieval set, dense (and hybrid, and dense+bm25) retrieval each reranked at the top ``top``;
-    on a reranking set, the candidates."""
+    on a reranking set, all the candidates, and the embedder's top ``top`` of them."""
     dense, lexical, efficiency = task_vectors(embedder, task, batch_size, sparse)
     note = task.dataset.subsample_note
     results = [TaskResult(task.name, task.type, task.score(dense), efficiency.to_dict(), "dense", note)]
@@ -123,7 +144,10 @@ def evaluate_with_reranker(
     if isinstance(task, RetrievalTask):
         found = similarities(task, dense, lexical, bm25)
         first_stages = {v: found[v] for v in ("dense", "hybrid", "dense+bm25") if v in found}
-    return results + evaluate_reranker(reranker, task, first_stages, top, batch_size)
+    results = results + evaluate_reranker(reranker, task, first_stages, top, batch_size)
+    if isinstance(task, RerankingTask):  # and the embedder's order of the candidates, its top reranked
+        results += evaluate_reranker(reranker, task, {"dense": similarities(task, dense)["dense"]}, top, batch_size)
+    return results
 
 
 class _Cost:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import math
 import secrets
 import time
 import uuid
@@ -432,7 +431,7 @@ def create_app(
             scores = await served.batcher.rerank(parsed.query, ids, parsed.task, tokens)
         except LlembedError as exc:
             raise RequestError(400, str(exc), "documents") from exc
-        relevance = scores if parsed.raw_scores else [1 / (1 + math.exp(-score)) for score in scores]
+        relevance = scores if parsed.raw_scores else served.reranker.probabilities(scores)
         order = sorted(range(len(scores)), key=lambda i: -scores[i])[: parsed.top_n]
         metrics.input_tokens.labels(served.name).inc(tokens)
         metrics.texts.labels(served.name).inc(len(ids))

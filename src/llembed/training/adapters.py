@@ -6,7 +6,11 @@ exit, bidirectional attention); the ``PeftModel`` wrapper is only needed to save
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import nn
+
+from llembed.errors import InputError
 
 
 def add_lora(model: nn.Module, r: int, alpha: int, dropout: float, target_modules, layers: list[int] | None = None):
@@ -25,6 +29,24 @@ def add_lora(model: nn.Module, r: int, alpha: int, dropout: float, target_module
     )
     wrapper = get_peft_model(model, config)
     return wrapper
+
+
+def adapter_folder(path: str | Path) -> Path:
+    """The folder holding a saved LoRA adapter: ``path`` itself, or a ``llembed train`` run folder's ``adapter/``."""
+    folder = Path(path)
+    if (folder / "adapter" / "adapter_config.json").is_file():
+        folder = folder / "adapter"
+    if not (folder / "adapter_config.json").is_file():
+        raise InputError(f"init_adapter: {path} holds no LoRA adapter (no adapter_config.json there or in adapter/)")
+    return folder
+
+
+def load_lora(model: nn.Module, path: str | Path):
+    """Inject a saved LoRA adapter into ``model`` in place, trainable, as the starting point of further training
+    (peft casts a bf16-stored adapter to the model's float32); returns the ``PeftModel`` wrapper."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter_folder(path)), is_trainable=True)
 
 
 def linear_module_names(model: nn.Module) -> list[str]:

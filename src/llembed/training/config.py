@@ -66,6 +66,9 @@ class TrainConfig:
     objective: str = "contrastive"
     method: str = "lora"
     lora: LoraSettings = field(default_factory=LoraSettings)
+    init_adapter: str | None = None
+    """Start from a saved LoRA adapter (a run folder or its ``adapter/``) instead of a fresh one: its weights and
+    shape (``r``, layers, modules; ``lora:`` is then ignored) are the starting point, trained further."""
     batch_size: int = 32
     chunk_size: int | None = None
     task_weights: dict[str, float] | None = None
@@ -146,6 +149,7 @@ class TrainConfig:
             (self.num_negatives is None or self.num_negatives >= 0, "num_negatives must be ≥ 0"),
             (self.teacher is None or self.teacher.mode in MODES, f"teacher.mode must be one of {', '.join(MODES)}"),
             (self.lora.r > 0, "lora.r must be positive"),
+            (self.init_adapter is None or self.method == "lora", "init_adapter continues a LoRA: method must be lora"),
             (bool(self.data), "data: give at least one file"),
         ]
         for ok, message in checks:

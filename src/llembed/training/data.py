@@ -16,6 +16,8 @@ from ``llembed synth``) are allowed and ignored. Errors name the file and line.
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llembed.errors import InputError
-from llembed.io_utils import iter_jsonl
+from llembed.io_utils import atomic_write, iter_jsonl
 
 DEFAULT_TASK = "default"
 
@@ -92,6 +94,21 @@ def parse_example(row: dict, where: str) -> TrainExample:
     if unknown:
         raise InputError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     return TrainExample(row["query"], row["positive"], tuple(negatives), task, instruction, scores, label)
+
+
+def write_examples(path: str | Path, examples: Sequence[TrainExample]) -> Path:
+    """Write ``examples`` as training JSONL, atomically; gzipped when ``path`` ends in ``.gz``, with no name or
+    time in the gzip header, so writing the same examples again gives the same bytes."""
+    text = "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in examples).encode("utf-8")
+
+    def write(tmp: Path) -> None:
+        if str(path).endswith(".gz"):
+            with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as handle:
+                handle.write(text)
+        else:
+            tmp.write_bytes(text)
+
+    return atomic_write(path, write)
 
 
 def load_examples(paths: str | Path | Sequence[str | Path]) -> list[TrainExample]:

@@ -8,18 +8,15 @@ it ranks within ``skip_top``, or when its score reaches ``max_positive_ratio`` Ã
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from llembed.errors import InputError
-from llembed.io_utils import atomic_write_text
 from llembed.output import unit_rows
 from llembed.training.data import TrainExample
 
@@ -152,7 +149,3 @@ def _pick(example, scores, texts, index, positives_of, count, skip_top, ratio, s
         else:
             picked.append(texts[candidate])
     return picked
-
-
-def write_examples(path: str | Path, examples: Sequence[TrainExample]) -> Path:
-    return atomic_write_text(path, "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in examples))

@@ -48,6 +48,7 @@ from llembed.training.losses import (
     InfoNCELoss,
     ListwiseRerankLoss,
     PointwiseRerankLoss,
+    RerankDistillationLoss,
     ScoreDistillationLoss,
 )
 from llembed.training.mntp import mntp_step
@@ -74,12 +75,16 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.contamination: ContaminationReport | None = None
         self.batches = self._batches()  # before the model loads: bad or leaking data fails fast
+        if config.init_adapter:
+            adapters.adapter_folder(config.init_adapter)  # a wrong path fails fast too
         self.base_recipe = Recipe.from_dict(config.recipe)  # unknown keys: a RecipeError naming them
         self.embedder = Embedder.from_recipe(self.base_recipe.replace(truncation=True, dtype="float32"))
         if self.embedder.recipe.max_length > config.max_length:
             self.embedder = self.embedder.replace(max_length=config.max_length)
         model = self.embedder.backbone.model
-        if config.method == "lora":
+        if config.method == "lora" and config.init_adapter:
+            self.peft_model = adapters.load_lora(model, config.init_adapter)
+        elif config.method == "lora":
             lora = config.lora
             self.peft_model = adapters.add_lora(
                 model, lora.r, lora.alpha, lora.dropout, lora.target_modules, lora.layers
@@ -95,6 +100,7 @@ class Trainer:
             self.reranker = Reranker(self.embedder.backbone, self.base_recipe.replace(
                 truncation=True, dtype="float32", max_length=self.embedder.recipe.max_length))  # fmt: skip
             self.rerank_loss = ListwiseRerankLoss() if config.rerank_loss == "listwise" else PointwiseRerankLoss()
+            self.rerank_distillation = RerankDistillationLoss(config.teacher_temperature)
         self.named_parameters = adapters.trainable_parameters(model)
         self.parameters = [p for _, p in self.named_parameters]
         broadcast_parameters(self.parameters, self.world)
@@ -262,6 +268,9 @@ class Trainer:
             groups = [[e.positive, *e.negatives[:k]] for e in chunk]
             scores = self.reranker.forward([e.query for e in chunk], groups, chunk[0].instruction)
             loss = self.rerank_loss(scores)
+            if self.config.score_distillation > 0:  # the teacher's order over the same candidates
+                teacher = torch.tensor([list(e.scores[: k + 1]) for e in chunk])
+                loss = loss + self.config.score_distillation * self.rerank_distillation(scores, teacher)
             # the batch's loss is the mean over every process's queries; gradients are summed over processes
             (loss * len(chunk) / len(batch)).backward()
             total += loss.item() * len(chunk)

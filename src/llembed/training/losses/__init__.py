@@ -4,6 +4,7 @@ from llembed.training.losses.contrastive import InfoNCELoss
 from llembed.training.losses.cosent import CoSENTLoss
 from llembed.training.losses.embedder_distillation import EmbedderDistillationLoss
 from llembed.training.losses.mntp import mntp_loss
+from llembed.training.losses.rerank_distillation import RerankDistillationLoss
 from llembed.training.losses.rerank_listwise import ListwiseRerankLoss
 from llembed.training.losses.rerank_pointwise import PointwiseRerankLoss
 from llembed.training.losses.score_distillation import ScoreDistillationLoss
@@ -14,6 +15,7 @@ __all__ = [
     "InfoNCELoss",
     "ListwiseRerankLoss",
     "PointwiseRerankLoss",
+    "RerankDistillationLoss",
     "ScoreDistillationLoss",
     "mntp_loss",
 ]
