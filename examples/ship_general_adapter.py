@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from llembed import Embedder  # noqa: E402
+from llembed import Embedder, Recipe  # noqa: E402
 from llembed.evaluation.bundled import load_bundled  # noqa: E402
 from llembed.model_sources import TUNED_DIR  # noqa: E402
 
@@ -72,28 +72,21 @@ def gemma_terms() -> Path:
     return Path(spec.submodule_search_locations[0]) / "data" / "GEMMA_TERMS.html"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--alias", choices=sorted(ALIASES), default="smollm2-135m-tuned")
-    parser.add_argument("--run", type=Path, default=None, help="the run folder (default: the alias's config's)")
-    args = parser.parse_args()
-    alias = args.alias
-    base_id, card_template, gemma = ALIASES[alias]
-    default_runs = {"smollm2-135m-tuned": "runs/general-lora", "gemma-3-270m-tuned": "runs/gemma-general-lora"}
-    run = args.run or Path(default_runs[alias])
-    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line.strip()]
+def ship(run: Path, alias: str, base_id: str, card: str, gemma: bool, recipe: dict | None = None) -> Path:
+    """Write ``run``'s adapter (in bf16), recipe (with ``recipe`` changes) and ``card`` into the package as
+    ``alias``, atomically; with ``gemma`` also the Gemma terms and NOTICE."""
     target = TUNED_DIR / alias
     work = Path(tempfile.mkdtemp(prefix=f".{alias}.", dir=TUNED_DIR.parent))
     try:
         (work / "adapter").mkdir()
-        shutil.copy(run / "recipe.yaml", work / "recipe.yaml")
+        shipped_recipe = Recipe.load(run / "recipe.yaml").replace(adapter="adapter", **(recipe or {}))
+        shipped_recipe.save(work / "recipe.yaml")
         adapter_config = json.loads((run / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
         adapter_config["base_model_name_or_path"] = base_id  # not this machine's cache path (llembed loads the alias)
         config_text = json.dumps(adapter_config, indent=2, sort_keys=True) + "\n"
         (work / "adapter" / "adapter_config.json").write_text(config_text, encoding="utf-8")
         weights = load_file(run / "adapter" / "adapter_model.safetensors")
         save_file({k: v.to(torch.bfloat16) for k, v in weights.items()}, work / "adapter" / "adapter_model.safetensors")
-        card = card_template.format(steps=log[-1]["step"], minutes=log[-1]["seconds"] / 60)
         (work / "README.md").write_text(card, encoding="utf-8")
         if gemma:
             shutil.copy(gemma_terms(), work / "GEMMA_TERMS.html")
@@ -106,6 +99,25 @@ def main() -> None:
         work.rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def train_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line.strip()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--alias", choices=sorted(ALIASES), default="smollm2-135m-tuned")
+    parser.add_argument("--run", type=Path, default=None, help="the run folder (default: the alias's config's)")
+    args = parser.parse_args()
+    alias = args.alias
+    base_id, card_template, gemma = ALIASES[alias]
+    default_runs = {"smollm2-135m-tuned": "runs/general-lora", "gemma-3-270m-tuned": "runs/gemma-general-lora"}
+    run = args.run or Path(default_runs[alias])
+    log = train_log(run)
+    card = card_template.format(steps=log[-1]["step"], minutes=log[-1]["seconds"] / 60)
+    target = ship(run, alias, base_id, card, gemma)
     sentences = [r["sentence1"] for r in load_bundled("stsbenchmark").rows[:200]]
     full = Embedder.from_pretrained(str(run), dtype="float32").encode(sentences)
     shipped = Embedder.from_pretrained(alias, dtype="float32").encode(sentences)

@@ -72,6 +72,10 @@ TUNED_MODELS: dict[str, TunedModel] = {
 }
 
 
+DEFAULT_RERANKER = "smollm2-135m-reranker"
+"""What ``llembed serve`` answers ``/v1/rerank`` with by default, once it is among the shipped tuned models."""
+
+
 def tuned_model_folder(alias: str) -> Path:
     """The run-style folder of a tuned alias (``recipe.yaml`` + ``adapter/``), checked to be complete."""
     folder = TUNED_DIR / alias.lower()

@@ -52,8 +52,10 @@ def test_the_named_reranker_is_the_default_and_models_say_who_reranks(server, ti
     assert body["model"] == "judge"
     scores = {hit["index"]: hit["relevance_score"] for hit in body["results"]}
     assert [scores[i] for i in range(len(documents))] == pytest.approx(judge.score(QUERY, documents), abs=1e-5)
-    models = {m["id"]: m["rerank"] for m in httpx.get(server + "/v1/models").json()["data"]}
-    assert models == {"tiny": True, "judge": True}
+    listing = httpx.get(server + "/v1/models").json()
+    assert {m["id"]: m["rerank"] for m in listing["data"]} == {"tiny": True, "judge": True}
+    assert listing["reranker"] == {"default": "judge", "zero_shot": False, "calibrated": False, "prompt": "plain",
+                                   "all": ["judge", "tiny"]}  # fmt: skip
 
 
 def test_concurrent_requests_get_their_own_scores(server, tiny_embedder, documents):
@@ -107,3 +109,41 @@ def test_a_server_of_encoders_says_how_to_get_a_reranker(tiny_embedder):
         response = httpx.post(base + "/v1/rerank", json={"query": "q", "documents": ["a"]})
     assert response.status_code == 404
     assert "--reranker MODEL" in response.json()["error"]["message"]
+
+
+def test_a_served_models_own_answer_is_marked_zero_shot(tiny_embedder):
+    with running(create_app({"tiny": tiny_embedder})) as base:
+        listing = httpx.get(base + "/v1/models").json()
+    assert listing["reranker"]["default"] == "tiny" and listing["reranker"]["zero_shot"] is True
+
+
+def test_without_self_rerank_a_served_model_does_not_answer_zero_shot(tiny_embedder, tiny_backbones, documents):
+    judge = Reranker(
+        tiny_backbones["qwen2"], Recipe(rerank_prompt="plain", truncation=True, rerank_calibration=[0.5, 1])
+    )
+    app = create_app({"tiny": tiny_embedder}, rerankers={"judge": judge}, self_rerank=False)
+    with running(app) as base:
+        listing = httpx.get(base + "/v1/models").json()
+        named = httpx.post(base + "/v1/rerank", json={"model": "tiny", "query": QUERY, "documents": documents})
+        default = httpx.post(base + "/v1/rerank", json={"query": QUERY, "documents": documents}).json()
+    assert {m["id"]: m["rerank"] for m in listing["data"]} == {"tiny": False, "judge": True}
+    assert listing["reranker"] == {"default": "judge", "zero_shot": False, "calibrated": True, "prompt": "plain",
+                                   "all": ["judge"]}  # fmt: skip
+    assert named.status_code == 404
+    assert "'tiny' serves embeddings here, not reranking" in named.json()["error"]["message"]
+    assert "--reranker self" in named.json()["error"]["message"]
+    raw = judge.score(QUERY, documents)  # relevance_score is the calibrated probability
+    expected = {i: 1 / (1 + math.exp(-(0.5 * s + 1))) for i, s in enumerate(raw)}
+    assert {hit["index"]: hit["relevance_score"] for hit in default["results"]} == pytest.approx(expected, abs=1e-5)
+
+
+def test_serve_picks_the_shipped_reranker_unless_told_otherwise(monkeypatch):
+    from llembed import model_sources
+    from llembed.serving.assembly import reranker_choice
+
+    assert reranker_choice("self") == "self" and reranker_choice("none") == reranker_choice(None) == "none"
+    assert reranker_choice("my-run") == "my-run"
+    shipped = model_sources.DEFAULT_RERANKER in model_sources.TUNED_MODELS
+    assert reranker_choice("auto") == (model_sources.DEFAULT_RERANKER if shipped else "self")
+    monkeypatch.setitem(model_sources.TUNED_MODELS, model_sources.DEFAULT_RERANKER, object())
+    assert reranker_choice("auto") == model_sources.DEFAULT_RERANKER

@@ -38,8 +38,12 @@ def serve_command(
     ] = None,
     no_model: Annotated[bool, typer.Option("--indexes-only", help="Serve only the indexes' own embedders")] = False,
     reranker: Annotated[
-        str | None, typer.Option(help="Serve another model as /v1/rerank's default (served causal LMs rerank too)")
-    ] = None,
+        str,
+        typer.Option(
+            help="Who answers /v1/rerank: 'auto' (the trained reranker shipped with llembed), 'self' (the served "
+            "model's own zero-shot yes/no), 'none', or a model to load as the reranker"
+        ),
+    ] = "auto",
     demo: Annotated[
         bool,
         typer.Option(

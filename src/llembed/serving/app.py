@@ -69,6 +69,8 @@ class ServedReranker:
     reranker: Reranker
     batcher: DynamicBatcher
     """A served model's own batcher when it reranks with that model's weights, else one of its own."""
+    zero_shot: bool = False
+    """A served embedding model answering with its own yes/no, not trained to rerank."""
 
 
 @dataclass
@@ -87,11 +89,14 @@ class Server:
         indexes: dict[str, VectorIndex],
         settings: ServerSettings,
         rerankers: dict[str, Reranker] | None = None,
+        self_rerank: bool = True,
     ) -> None:
         if not models and not indexes and not rerankers:
             raise InputError("serve at least one model, index or reranker")
         self.settings = settings.with_env_keys()
         self.metrics = ServerMetrics()
+        self.self_rerank = self_rerank
+        """Whether served causal LMs also answer ``/v1/rerank`` with their own (zero-shot) yes/no."""
         self.rerankers: dict[str, ServedReranker] = {}
         for name, reranker in (rerankers or {}).items():  # named ones first: they are the default
             batcher = self._batcher(name, None, reranker)
@@ -112,7 +117,7 @@ class Server:
 
     def _add_model(self, name: str, embedder: Embedder) -> ServedModel:
         reranker = None
-        if embedder.backbone.is_decoder and name not in self.rerankers:
+        if self.self_rerank and embedder.backbone.is_decoder and name not in self.rerankers:
             try:
                 reranker = Reranker.of(embedder)
             except LlembedError as exc:  # e.g. a tokenizer whose "yes" is two tokens: it serves embeddings only
@@ -120,7 +125,7 @@ class Server:
         batcher = self._batcher(name, embedder, reranker)
         self.models[name] = ServedModel(name, embedder, batcher)
         if reranker is not None:
-            self.rerankers[name] = ServedReranker(name, reranker, batcher)
+            self.rerankers[name] = ServedReranker(name, reranker, batcher, zero_shot=True)
         return self.models[name]
 
     def _batcher(self, name: str, embedder: Embedder | None, reranker: Reranker | None) -> DynamicBatcher:
@@ -172,7 +177,17 @@ class Server:
         if not self.rerankers:
             raise RequestError(
                 404,
-                "this server has no reranker (its models are encoders): start it with --reranker MODEL",
+                "this server has no reranker: start it with --reranker MODEL (or --reranker self for the served "
+                "model's own zero-shot answer)",
+                "model",
+                "model_not_found",
+            )
+        if name in self.models and name not in self.rerankers:
+            own = " or start the server with --reranker self for its own zero-shot answer"
+            raise RequestError(
+                404,
+                f"{name!r} serves embeddings here, not reranking: leave out model (the default reranker, "
+                f"{next(iter(self.rerankers))!r}){own if self.models[name].embedder.backbone.is_decoder else ''}",
                 "model",
                 "model_not_found",
             )
@@ -238,6 +253,20 @@ def _served(table: dict, name: str | None, what: str, listing: str):
     return table[name]
 
 
+def _reranker_info(server: Server) -> dict | None:
+    if not server.rerankers:
+        return None
+    default = next(iter(server.rerankers.values()))
+    recipe = default.reranker.recipe
+    return {
+        "default": default.name,
+        "zero_shot": default.zero_shot,
+        "calibrated": recipe.rerank_calibration is not None,
+        "prompt": default.reranker.prompt.name,
+        "all": list(server.rerankers),
+    }
+
+
 def _shown_recipe(embedder: Embedder) -> dict:
     """The recipe's fields that are set (the dtype as loaded, not ``auto``): what the playground shows."""
     recipe = {k: v for k, v in embedder.recipe.to_dict().items() if v not in (None, False, [], {})}
@@ -255,12 +284,14 @@ def create_app(
     indexes: dict[str, VectorIndex] | None = None,
     settings: ServerSettings | None = None,
     rerankers: dict[str, Reranker] | None = None,
+    self_rerank: bool = True,
 ):
     """A FastAPI app serving ``models`` (name → embedder), ``indexes`` (name → index) and ``rerankers`` (name →
-    reranker, besides the served causal LMs, which rerank too; the first named one is the default)."""
+    reranker; the first is the default), and with ``self_rerank`` every served causal LM as a zero-shot reranker
+    too."""
     from contextlib import asynccontextmanager
 
-    server = Server(models or {}, indexes or {}, settings or ServerSettings(), rerankers)
+    server = Server(models or {}, indexes or {}, settings or ServerSettings(), rerankers, self_rerank)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -330,6 +361,8 @@ def create_app(
                 for name in server.rerankers
                 if name not in server.models
             ],
+            # which reranker answers /v1/rerank without a model, and whether it was trained to
+            "reranker": _reranker_info(server),
         }
 
     @app.get("/v1/indexes")

@@ -25,8 +25,10 @@ class AppSpec:
     """(name, folder) of each index to serve."""
     indexes_only: bool = False
     """Serve no model of its own, only each index's embedder."""
-    reranker: str | None = None
-    """Another model to serve as the default reranker of ``/v1/rerank`` (served causal LMs rerank too)."""
+    reranker: str | None = "auto"
+    """Who answers ``/v1/rerank``: ``auto`` (the trained reranker shipped with llembed, ``DEFAULT_RERANKER``),
+    ``self`` (each served causal LM with its own zero-shot yes/no), ``none``, or a model to load as the
+    reranker."""
     demo: bool = False
     """Also serve the demo indexes (SciFact abstracts, built once per recipe and cached): ``demo`` for the served
     recipe and ``demo-<pooling>`` for a contrasting one, so the playground compares two recipes out of the box."""
@@ -64,9 +66,22 @@ def build_app(spec: AppSpec):
         same = shared is not None and VectorIndex.read_manifest(path).get("recipe_hash") == recipe_hash(shared)
         indexes[name] = VectorIndex.load(path, shared if same else None)
     rerankers = {}
-    if spec.reranker is not None:
+    choice = reranker_choice(spec.reranker)
+    if choice not in ("self", "none"):
         from llembed.reranker import Reranker
 
-        reranker = Reranker.from_pretrained(spec.reranker, truncation=True)
-        rerankers[served_name(spec.reranker, reranker)] = reranker
-    return create_app(models, indexes, spec.settings, rerankers)
+        reranker = Reranker.from_pretrained(choice, truncation=True)
+        rerankers[served_name(choice, reranker)] = reranker
+    return create_app(models, indexes, spec.settings, rerankers, self_rerank=choice == "self")
+
+
+def reranker_choice(reranker: str | None) -> str:
+    """``AppSpec.reranker`` resolved: ``auto`` is the shipped trained reranker while one is installed, else the
+    served models' own answer (``self``); ``None`` is ``none``."""
+    from llembed.model_sources import DEFAULT_RERANKER, TUNED_MODELS
+
+    if reranker is None or reranker == "none":
+        return "none"
+    if reranker == "auto":
+        return DEFAULT_RERANKER if DEFAULT_RERANKER in TUNED_MODELS else "self"
+    return reranker
