@@ -39,6 +39,7 @@ from llembed.backbone import cpu_name  # noqa: E402
 from llembed.evaluation.bundled import load_bundled  # noqa: E402
 from llembed.evaluation.evaluate import similarities, task_vectors  # noqa: E402
 from llembed.evaluation.metrics import rank_documents, retrieval_scores  # noqa: E402
+from llembed.evaluation.rerank_eval import rerank_top  # noqa: E402
 from llembed.evaluation.tasks import make_task  # noqa: E402
 from llembed.evaluation.tasks.reranking import RerankingTask  # noqa: E402
 from llembed.io_utils import atomic_write_text  # noqa: E402
@@ -137,9 +138,7 @@ def rerank_retrieval(task, stage: np.ndarray, judge) -> tuple[float, float]:
     first = dict(zip(dataset.queries, ranked_by(stage, list(dataset.corpus)), strict=True))
     after = {}
     for query, docs in tqdm(first.items(), desc="reranking", leave=False):
-        head = docs[:TOP]
-        scores = judge(query, {d: dataset.corpus[d] for d in head})
-        after[query] = [head[i] for i in np.argsort(-np.asarray(scores), kind="stable")] + docs[TOP:]
+        after[query] = rerank_top(docs, TOP, lambda head, q=query: judge(q, {d: dataset.corpus[d] for d in head}))
     before = retrieval_scores({q: d[:1000] for q, d in first.items()}, dataset.qrels)["ndcg_at_10"]
     return before, retrieval_scores({q: d[:1000] for q, d in after.items()}, dataset.qrels)["ndcg_at_10"]
 
@@ -153,9 +152,7 @@ def rerank_candidates(task: RerankingTask, stage: np.ndarray, judge) -> tuple[fl
     for row, query in enumerate(tqdm(dataset.queries, desc="reranking", leave=False)):
         candidates = list(dataset.qrels[query])
         order = [candidates[i] for i in np.argsort(-stage[row, [column[d] for d in candidates]], kind="stable")]
-        head = order[:TOP]
-        scores = judge(query, {d: dataset.corpus[d] for d in head})
-        ranking = [head[i] for i in np.argsort(-np.asarray(scores), kind="stable")] + order[TOP:]
+        ranking = rerank_top(order, TOP, lambda head, q=query: judge(q, {d: dataset.corpus[d] for d in head}))
         after[row, [column[d] for d in ranking]] = np.arange(len(ranking), 0, -1)
     return task.score_similarity(stage)["main"], task.score_similarity(after)["main"]
 

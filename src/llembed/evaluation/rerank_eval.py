@@ -7,7 +7,7 @@ it adds), documents and tokens per second, and how much of the prompt the cached
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -27,6 +27,14 @@ RERANK_TOP = 20
 
 def rerank_variant(first_stage: str, top: int) -> str:
     return f"{first_stage} → rerank top {top}"
+
+
+def rerank_top(order: Sequence[str], top: int | None, judge: Callable[[list[str]], Sequence[float]]) -> list[str]:
+    """``order`` (document ids, best first) with its first ``top`` (``None``: all) reordered by ``judge``'s scores
+    of them, best first, ties in their first-stage order; the rest keep their place below."""
+    head = list(order[:top])
+    scores = judge(head)
+    return [head[i] for i in sorted(range(len(head)), key=lambda i: -scores[i])] + list(order[len(head) :])
 
 
 def evaluate_reranker(
@@ -80,17 +88,13 @@ def _rerank_candidates(
     cost = _Cost()
     for row, (query, text) in enumerate(tqdm(dataset.queries.items(), desc="reranking", disable=not progress)):
         candidates = list(dataset.qrels[query])
+        top = None
         if first_stage is not None:  # the first stage's order; its top ones go to the reranker
             order = np.argsort(-first_stage[1][row, [column[d] for d in candidates]], kind="stable")
-            candidates = [candidates[i] for i in order]
-            head, rest = candidates[: first_stage[2]], candidates[first_stage[2] :]
-        else:
-            head, rest = candidates, []
-        scores = cost.run(reranker, text, [dataset.corpus[d] for d in head], _instruction(reranker, task),
-                          batch_size)  # fmt: skip
-        # the reranked head above the rest, in its new order; the rest in the first stage's (ranks as scores)
-        ranked = [head[i] for i in sorted(range(len(head)), key=lambda i: -scores[i])] + rest
-        similarity[row, [column[d] for d in ranked]] = np.arange(len(ranked), 0, -1, dtype=np.float32)
+            candidates, top = [candidates[i] for i in order], first_stage[2]
+        ranked = rerank_top(candidates, top, lambda head, text=text: cost.run(
+            reranker, text, [dataset.corpus[d] for d in head], _instruction(reranker, task), batch_size))  # fmt: skip
+        similarity[row, [column[d] for d in ranked]] = np.arange(len(ranked), 0, -1, dtype=np.float32)  # ranks
     variant = "rerank" if first_stage is None else rerank_variant(first_stage[0], first_stage[2])
     return TaskResult(task.name, task.type, task.score_similarity(similarity), cost.efficiency(len(dataset.queries)),
                       variant, dataset.subsample_note)  # fmt: skip
@@ -111,11 +115,9 @@ def _rerank_retrieved(
     cost = _Cost()
     reranked = {}
     for query, docs in tqdm(list(zip(query_ids, ranked, strict=True)), desc="reranking", disable=not progress):
-        head = list(docs[:top])
-        scores = cost.run(reranker, dataset.queries[query], [dataset.corpus[d] for d in head],
-                          _instruction(reranker, task), batch_size)  # fmt: skip
-        order = sorted(range(len(head)), key=lambda i: -scores[i])
-        reranked[query] = [head[i] for i in order] + list(docs[top:])
+        reranked[query] = rerank_top(docs, top, lambda head, query=query: cost.run(
+            reranker, dataset.queries[query], [dataset.corpus[d] for d in head], _instruction(reranker, task),
+            batch_size))  # fmt: skip
     found = retrieval_scores(reranked, dataset.qrels, (10, 100))
     keep = {name: found[name] for name in ("ndcg_at_10", "map_at_10", "mrr_at_10", "recall_at_100")}
     scores = {"main": keep[task.main_metric], **keep}
