@@ -57,9 +57,9 @@ FUSED = {"dense+bm25": "dense+bm25 (RRF)", "dense+bm25 (weighted)": "dense+bm25 
 TRAINED_ON = {
     "smollm2-135m-tuned": "examples/data/general: SNLI, STS-B train, Banking77 train, stdlib code, MiniLM-distilled "
     "pairs",
-    "gemma-3-270m-tuned": "examples/data/general (as smollm2-135m-tuned)",
-    "runs/gemma-retrieval-lora": "gemma-3-270m-tuned trained further on examples/data/retrieval (Python docs and FAQ, "
-    "WordNet, Gecko questions) with the general mix down-weighted",
+    "gemma-3-270m-tuned": "examples/data/general (as smollm2-135m-tuned), then examples/data/retrieval (Python docs "
+    "and FAQ, WordNet, Gecko questions) with the general mix down-weighted",
+    "examples/results/gemma-general-lora": "examples/data/general: gemma-3-270m-tuned's first stage alone",
 }
 REUSE = {  # this script's row → compare_general.py's row for the same model under the same evaluator
     "smollm2-135m-tuned": "smollm2-135m-tuned (trained on examples/data/general: SNLI, STS-B train, Banking77 "
@@ -88,12 +88,16 @@ def decontaminate(model: str) -> None:
     from llembed.training import TrainConfig
     from llembed.training.data import load_examples
 
-    configs = {"smollm2-135m-tuned": "general_lora.yaml", "gemma-3-270m-tuned": "gemma_general_lora.yaml"}
+    configs = {"smollm2-135m-tuned": "general_lora.yaml", "gemma-3-270m-tuned": "gemma_retrieval_lora.yaml"}
     path = ROOT / configs[model] if model in configs else Path(model) / "train_config.yaml"  # an alias, or a run folder
-    if not path.is_file():
-        sys.exit(f"{model}: no training config to check against the panel ({path})")
-    config = TrainConfig.load(path)
-    report = check(TrainingTexts.of_examples(load_examples(config.data)), [load_bundled(n) for _, n, _ in PANEL])
+    data: list = []
+    while path is not None:  # a run that continued another (init_adapter) was trained on that one's data too
+        if not path.is_file():
+            sys.exit(f"{model}: no training config to check against the panel ({path})")
+        config = TrainConfig.load(path)
+        data += [d for d in config.data if d not in data]
+        path = ROOT.parent / config.init_adapter / "train_config.yaml" if config.init_adapter else None
+    report = check(TrainingTexts.of_examples(load_examples(data)), [load_bundled(n) for _, n, _ in PANEL])
     if report.leaks:
         sys.exit(f"{model}: the training data holds scored items of the panel:\n" + report.summary())
     print(f"decontamination: no panel set leaks into {model}'s training data", flush=True)

@@ -2,7 +2,7 @@
 ``gemma-3-270m-tuned``).
 
     .venv/bin/python examples/ship_general_adapter.py [--alias smollm2-135m-tuned] [--run runs/general-lora]
-    .venv/bin/python examples/ship_general_adapter.py --alias gemma-3-270m-tuned --run runs/gemma-general-lora
+    .venv/bin/python examples/ship_general_adapter.py --alias gemma-3-270m-tuned --run runs/gemma-retrieval-lora
 
 Writes ``src/llembed/models/<alias>/``: the run's ``recipe.yaml``, its ``adapter/`` with the LoRA weights stored
 in bfloat16 (half the size; they load into the float32 model as exact bf16 values) and a model card saying what
@@ -45,11 +45,23 @@ holding a scored item were dropped. Scores: `examples/results/general-lora/compa
 """
 GEMMA_CARD = """# gemma-3-270m-tuned
 
-Gemma-3-270M base (bundled as `gemma-3-270m`) with llembed's general-purpose LoRA adapter (r 16 on the top 9 of
-18 blocks, weights in bfloat16), the recipe and data of `smollm2-135m-tuned`: `instructeol` prompt, last-token
-pooling. Trained with `examples/gemma_general_lora.yaml` ({steps} steps of 32, {minutes:.0f} min on a 2-core
-CPU) on `examples/data/general/` (see `smollm2-135m-tuned`'s card). Scores:
-`examples/results/retrieval-panel/compare.md`.
+Gemma-3-270M base (bundled as `gemma-3-270m`) with llembed's LoRA adapter (r 16 on the top 9 of 18 blocks,
+weights in bfloat16): `instructeol` prompt (retrieval queries get `Instruct: <task>` before PromptEOL; documents
+and symmetric texts PromptEOL alone), last-token pooling, texts cut at the model's length.
+
+Trained in two stages on a 2-core CPU:
+1. `examples/gemma_general_lora.yaml`: 300 steps of 32 on `examples/data/general/` (SNLI triplets, STS
+   Benchmark train pairs, Banking77 train queries, Python standard-library docstring → function pairs, pairs
+   distilled from all-MiniLM-L6-v2; see `smollm2-135m-tuned`'s card). Its result is kept in
+   `examples/results/gemma-general-lora`.
+2. `examples/gemma_retrieval_lora.yaml`: that adapter continued for {steps} steps of 32 ({minutes:.0f} min) on
+   `examples/data/retrieval/` (built by `examples/build_retrieval_mix.py`: Python FAQ and documentation
+   sections as question → passage pairs, WordNet definitions with sister-term hard negatives, Gecko-style
+   questions that the bundled SmolLM2-135M-Instruct wrote over documentation passages, negatives mined with
+   BM25), with the general mix kept in at a third to a half of its weight.
+
+Every training file was checked against every bundled evaluation set, and examples holding a scored item were
+dropped. Scores: `examples/results/retrieval-panel/compare.md`.
 
 Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms (a copy is
 `GEMMA_TERMS.html` beside this card). This adapter is a Model Derivative of Gemma and is distributed under those
@@ -83,6 +95,8 @@ def ship(run: Path, alias: str, base_id: str, card: str, gemma: bool, recipe: di
         shipped_recipe.save(work / "recipe.yaml")
         adapter_config = json.loads((run / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
         adapter_config["base_model_name_or_path"] = base_id  # not this machine's cache path (llembed loads the alias)
+        if isinstance(adapter_config.get("target_modules"), list):  # peft writes a set: one order, stable diffs
+            adapter_config["target_modules"] = sorted(adapter_config["target_modules"])
         config_text = json.dumps(adapter_config, indent=2, sort_keys=True) + "\n"
         (work / "adapter" / "adapter_config.json").write_text(config_text, encoding="utf-8")
         weights = load_file(run / "adapter" / "adapter_model.safetensors")
@@ -113,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     alias = args.alias
     base_id, card_template, gemma = ALIASES[alias]
-    default_runs = {"smollm2-135m-tuned": "runs/general-lora", "gemma-3-270m-tuned": "runs/gemma-general-lora"}
+    default_runs = {"smollm2-135m-tuned": "runs/general-lora", "gemma-3-270m-tuned": "runs/gemma-retrieval-lora"}
     run = args.run or Path(default_runs[alias])
     log = train_log(run)
     card = card_template.format(steps=log[-1]["step"], minutes=log[-1]["seconds"] / 60)

@@ -100,3 +100,24 @@ def test_the_tuned_alias_loads_its_adapter_and_instructs_only_queries(default_em
     task = "Given a question, retrieve passages that answer it"
     assert np.allclose(tuned.encode_documents(texts), vectors, atol=1e-6)  # documents and symmetric texts alike
     assert (tuned.encode_queries(texts, task=task) * vectors).sum(axis=1).max() < 0.999  # queries instructed
+
+
+def test_the_shipped_reranker_puts_the_answer_first_with_calibrated_probabilities():
+    from llembed import Reranker
+    from llembed.model_sources import DEFAULT_RERANKER
+
+    reranker = Reranker.from_pretrained(DEFAULT_RERANKER, dtype="float32")
+    assert reranker.recipe.rerank_calibration is not None and reranker.recipe.adapter.endswith("adapter")
+    passages = [
+        "The stock market fell sharply on Monday.",
+        "Paris is the capital and largest city of France.",
+        "Bananas are a good source of potassium.",
+        "The Eiffel Tower was finished in 1889.",
+    ]
+    scores = reranker.score("What is the capital of France?", passages)
+    assert max(range(len(passages)), key=scores.__getitem__) == 1  # the answer first: the zero-shot check
+    assert scores[1] > max(scores[0], scores[2]) + 1.0  # by a clear margin over the off-topic passages
+    probabilities = reranker.probabilities(scores)  # sigmoid(scale · score + bias), fitted on held-aside pairs
+    scale, bias = reranker.recipe.rerank_calibration
+    assert probabilities == pytest.approx([1 / (1 + np.exp(-(scale * s + bias))) for s in scores], abs=1e-6)
+    assert probabilities[1] > 0.75 and np.argmax(probabilities) == 1

@@ -67,13 +67,24 @@ TUNED_MODELS: dict[str, TunedModel] = {
         "retrieval, classification and clustering, instructions on retrieval queries",
     ),
     "gemma-3-270m-tuned": TunedModel(
-        "Gemma-3-270M + the same general-purpose LoRA (examples/gemma_general_lora.yaml); Gemma Terms of Use apply",
+        "Gemma-3-270M + the general-purpose LoRA (examples/gemma_general_lora.yaml) trained further on retrieval "
+        "data (examples/gemma_retrieval_lora.yaml); Gemma Terms of Use apply",
+    ),
+    "smollm2-135m-reranker": TunedModel(
+        "SmolLM2-135M-Instruct + llembed's reranking LoRA (examples/rerank_lora.yaml): a yes/no judge of (query, "
+        "document) pairs with calibrated relevance probabilities; load it with Reranker or serve --reranker",
     ),
 }
 
 
 DEFAULT_RERANKER = "smollm2-135m-reranker"
-"""What ``llembed serve`` answers ``/v1/rerank`` with by default, once it is among the shipped tuned models."""
+"""What ``llembed serve`` answers ``/v1/rerank`` with, and ``llembed rerank`` judges with, by default, while it is
+among the shipped tuned models."""
+
+
+def default_reranker() -> str | None:
+    """The shipped trained reranker, or ``None`` where this install has none (then only a model asked for)."""
+    return DEFAULT_RERANKER if DEFAULT_RERANKER in TUNED_MODELS else None
 
 
 def tuned_model_folder(alias: str) -> Path:

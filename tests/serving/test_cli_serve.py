@@ -90,3 +90,14 @@ def test_search_then_rerank_and_the_rerank_command(tmp_path, tiny_model_dirs, co
     assert [r["index"] for r in results] == [r["index"] for r in reranker.rank(query, documents, top_n=2)]
     neither = runner.invoke(app, ["rerank", query, "-m", model])
     assert neither.exit_code == 2 and "--input FILE" in neither.output
+
+
+def test_rerank_without_a_model_asks_the_shipped_trained_reranker():
+    from llembed.model_sources import default_reranker
+
+    documents = ["The stock market fell sharply on Monday.", "Paris is the capital and largest city of France."]
+    shown = CliRunner().invoke(app, ["rerank", "What is the capital of France?", *documents])
+    assert shown.exit_code == 0, shown.output
+    assert default_reranker() in shown.output and "p(relevant)" in shown.output  # calibrated, not the raw p(yes)
+    first_row = next(line for line in shown.output.splitlines() if line.strip("│┃| ").startswith("1 "))
+    assert "Paris" in first_row

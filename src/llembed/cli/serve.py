@@ -260,10 +260,10 @@ def rerank_command(
     dtype: Annotated[str | None, typer.Option(help="auto | float32 | bfloat16")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
 ) -> None:
-    """Score documents for a query with a causal LM's yes/no answer (logit difference; the probability beside it)."""
-    import math
-
+    """Score documents for a query with a causal LM's yes/no answer (logit difference; the probability beside it).
+    Without --model or --recipe the shipped trained reranker judges."""
     from llembed.cli.common import layer_value
+    from llembed.model_sources import default_reranker
     from llembed.reranker import Reranker
     from llembed.texts_io import read_texts
 
@@ -271,16 +271,19 @@ def rerank_command(
         raise LlembedError("give the documents as arguments or with --input FILE (one of the two)")
     texts = list(documents) if documents else read_texts(input, column=column).texts
     fields = {"task": task, "rerank_prompt": rerank_prompt, "layer": layer_value(layer), "dtype": dtype}
+    if model is None and recipe is None:
+        model = default_reranker()  # the untrained default model's zero-shot answer only when named
     reranker = Reranker.from_pretrained(model, recipe=recipe, truncation=True, **{k: v for k, v in fields.items() if v})
     ranked = reranker.rank(query, texts, top_n=top_n, show_progress_bar=len(texts) > 64)
     if as_json:
         print(json.dumps({"query": query, "results": ranked}, ensure_ascii=False))
         return
-    table = Table(title=escape(f"{query}  ({reranker})"))
-    for column_name in ("rank", "score", "p(yes)", "index", "document"):
+    table = Table(title=escape(f"{query}  ({model or recipe or reranker})"))
+    calibrated = reranker.recipe.rerank_calibration is not None
+    for column_name in ("rank", "score", "p(relevant)" if calibrated else "p(yes)", "index", "document"):
         table.add_column(column_name, overflow="fold")
-    for rank, hit in enumerate(ranked, start=1):
-        probability = 1 / (1 + math.exp(-hit["score"]))
+    probabilities = reranker.probabilities([hit["score"] for hit in ranked])
+    for rank, (hit, probability) in enumerate(zip(ranked, probabilities, strict=True), start=1):
         shown = escape(texts[hit["index"]][:200])
         table.add_row(str(rank), f"{hit['score']:.3f}", f"{probability:.3f}", str(hit["index"]), shown)
     out.print(table)

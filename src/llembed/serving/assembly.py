@@ -78,10 +78,10 @@ def build_app(spec: AppSpec):
 def reranker_choice(reranker: str | None) -> str:
     """``AppSpec.reranker`` resolved: ``auto`` is the shipped trained reranker while one is installed, else the
     served models' own answer (``self``); ``None`` is ``none``."""
-    from llembed.model_sources import DEFAULT_RERANKER, TUNED_MODELS
+    from llembed.model_sources import default_reranker
 
     if reranker is None or reranker == "none":
         return "none"
     if reranker == "auto":
-        return DEFAULT_RERANKER if DEFAULT_RERANKER in TUNED_MODELS else "self"
+        return default_reranker() or "self"
     return reranker
