@@ -13,7 +13,8 @@
   batched with, so scores are cached per pair: dense and fused top 20s share most documents, and a killed run
   resumes.
 - Reported: nDCG@10 (SciFact, NFCorpus) or MAP (BIRCO) before and after, and the reranker's milliseconds per
-  query (20 documents) on this CPU.
+  query (20 documents) on this CPU; with ``--blend``, also the reranker's scores blended with the first stage's
+  at each weight given (``llembed.fusion.blend_rerank``; the same pair scores, so at no extra cost).
 Writes ``<out>/cells.json`` (as cells finish), ``compare.md`` and ``compare.json``.
 """
 
@@ -69,6 +70,18 @@ def load_reranker(name: str) -> Reranker:
     return Reranker.from_pretrained(model, truncation=True, max_length=RERANK_TOKENS)
 
 
+class LazyReranker:
+    """A reranker loaded at its first new pair: cells from cached pair scores need no model."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.loaded: Reranker | None = None
+
+    def score(self, *args, **kwargs) -> list[float]:
+        self.loaded = self.loaded or load_reranker(self.name)
+        return self.loaded.score(*args, **kwargs)
+
+
 class FirstStages:
     """Each (retriever, set)'s queries × documents scores by mode, computed once and kept as ``.npz``."""
 
@@ -105,7 +118,9 @@ class PairScores:
         self.seconds: float = stored.get("seconds", 0.0)
         self.pairs: int = stored.get("pairs", 0)
 
-    def judge(self, reranker: Reranker, queries: dict[str, str], query_id: str, docs: dict[str, str], task=None):
+    def judge(
+        self, reranker: Reranker | LazyReranker, queries: dict[str, str], query_id: str, docs: dict[str, str], task=None
+    ):
         """``reranker``'s scores of ``docs`` (id → text) for query ``query_id``, new pairs only computed."""
         query = queries[query_id]
         known = self.scores.setdefault(query_id, {})
@@ -132,19 +147,22 @@ def ranked_by(scores: np.ndarray, ids: list[str]) -> list[list[str]]:
     return rank_documents(scores, ids, len(ids))
 
 
-def rerank_retrieval(task, stage: np.ndarray, judge) -> tuple[float, float]:
-    """(nDCG@10 of the first stage, after reranking its top 20)."""
+def rerank_retrieval(task, stage: np.ndarray, judge, weight: float) -> tuple[float, float]:
+    """(nDCG@10 of the first stage, after reranking its top 20 with the reranker's share ``weight``)."""
     dataset = task.dataset
+    column = {doc: i for i, doc in enumerate(dataset.corpus)}
     first = dict(zip(dataset.queries, ranked_by(stage, list(dataset.corpus)), strict=True))
     after = {}
-    for query, docs in tqdm(first.items(), desc="reranking", leave=False):
-        after[query] = rerank_top(docs, TOP, lambda head, q=query: judge(q, {d: dataset.corpus[d] for d in head}))
+    for row, (query, docs) in enumerate(tqdm(first.items(), desc="reranking", leave=False)):
+        after[query] = rerank_top(docs, TOP, lambda head, q=query: judge(q, {d: dataset.corpus[d] for d in head}),
+                                  lambda doc, row=row: stage[row, column[doc]], weight)  # fmt: skip
     before = retrieval_scores({q: d[:1000] for q, d in first.items()}, dataset.qrels)["ndcg_at_10"]
     return before, retrieval_scores({q: d[:1000] for q, d in after.items()}, dataset.qrels)["ndcg_at_10"]
 
 
-def rerank_candidates(task: RerankingTask, stage: np.ndarray, judge) -> tuple[float, float]:
-    """(MAP of the first stage's order of each candidate list, after reranking its top 20)."""
+def rerank_candidates(task: RerankingTask, stage: np.ndarray, judge, weight: float) -> tuple[float, float]:
+    """(MAP of the first stage's order of each candidate list, after reranking its top 20 with the reranker's
+    share ``weight``)."""
     dataset = task.dataset
     wanted = {doc for candidates in dataset.qrels.values() for doc in candidates}
     column = {doc: i for i, doc in enumerate(d for d in dataset.corpus if d in wanted)}
@@ -152,7 +170,8 @@ def rerank_candidates(task: RerankingTask, stage: np.ndarray, judge) -> tuple[fl
     for row, query in enumerate(tqdm(dataset.queries, desc="reranking", leave=False)):
         candidates = list(dataset.qrels[query])
         order = [candidates[i] for i in np.argsort(-stage[row, [column[d] for d in candidates]], kind="stable")]
-        ranking = rerank_top(order, TOP, lambda head, q=query: judge(q, {d: dataset.corpus[d] for d in head}))
+        ranking = rerank_top(order, TOP, lambda head, q=query: judge(q, {d: dataset.corpus[d] for d in head}),
+                             lambda doc, row=row: stage[row, column[doc]], weight)  # fmt: skip
         after[row, [column[d] for d in ranking]] = np.arange(len(ranking), 0, -1)
     return task.score_similarity(stage)["main"], task.score_similarity(after)["main"]
 
@@ -164,6 +183,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "rerank-panel")
     parser.add_argument("--work", type=Path, default=Path("runs") / "rerank-panel", help="first stages, pair scores")
+    parser.add_argument("--blend", nargs="*", type=float, default=[0.2], help="the reranker's shares to blend at")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     cells_file = args.out / "cells.json"
@@ -175,7 +195,7 @@ def main() -> None:
 
     stages = FirstStages(args.work)
     for reranker_name in args.rerankers:
-        reranker = None
+        reranker = LazyReranker(reranker_name)
         for column in args.sets:
             task = make_task(load_bundled(SETS[column]))
             instruction = task.dataset.meta.get("instruction")
@@ -183,20 +203,21 @@ def main() -> None:
             for retriever in args.retrievers:
                 for mode in MODES:
                     row = f"{retriever} · {mode}"
-                    after_row = f"{row} → {reranker_name} top {TOP}"
-                    if column in cells.get(after_row, {}):
-                        continue
-                    stage = stages.get(retriever, column, task)[mode]
-                    reranker = reranker or load_reranker(reranker_name)
-
-                    judge = functools.partial(pairs.judge, reranker, task.dataset.queries, task=instruction)
-                    rerank = rerank_candidates if isinstance(task, RerankingTask) else rerank_retrieval
-                    before, after = rerank(task, stage, judge)
-                    pairs.save()
-                    keep(row, column, before)
-                    keep(after_row, column, after)
-                    keep(f"{reranker_name} ms per query", column, pairs.ms_per_query)
-                    print(f"{after_row:<60} {column:<16} {before:6.2f} → {after:6.2f}", flush=True)
+                    for weight in (1.0, *args.blend):
+                        blended = f", blended {weight:g}" if weight != 1.0 else ""
+                        after_row = f"{row} → {reranker_name} top {TOP}{blended}"
+                        if column in cells.get(after_row, {}):
+                            continue
+                        stage = stages.get(retriever, column, task)[mode]
+                        judge = functools.partial(pairs.judge, reranker, task.dataset.queries, task=instruction)
+                        rerank = rerank_candidates if isinstance(task, RerankingTask) else rerank_retrieval
+                        before, after = rerank(task, stage, judge, weight)
+                        pairs.save()
+                        keep(row, column, before)
+                        keep(after_row, column, after)
+                        if weight == 1.0:
+                            keep(f"{reranker_name} ms per query", column, pairs.ms_per_query)
+                        print(f"{after_row:<60} {column:<16} {before:6.2f} → {after:6.2f}", flush=True)
     write_table(args, cells)
 
 
@@ -234,7 +255,9 @@ def write_table(args, cells: dict[str, dict[str, float]]) -> None:
         f"First stages over every set in full, documents cut at {DOCUMENT_TOKENS} tokens; `dense+bm25` is weighted "
         f"min-max fusion, half and half. Each reranker judges a first stage's top {TOP}; the rest keep their place. "
         "*NFCorpus is the original preprocessed release; ArguAna, Clinical-Trial and Relic are BIRCO's candidate "
-        "lists (MAP over each query's candidates).",
+        "lists (MAP over each query's candidates). `blended W`: the reranker's share W of each document's final "
+        "score, the first stage's the rest, each min-max normalised over the top "
+        f"{TOP} (`llembed.fusion.blend_rerank`); the weights were tried on these same queries.",
     ]
     table = "\n".join(lines + notes) + "\n"
     atomic_write_text(args.out / "compare.md", table)

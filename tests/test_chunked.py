@@ -158,3 +158,81 @@ def test_many_long_texts_are_averaged_a_group_at_a_time(tiny_backbones, monkeypa
     monkeypatch.setattr(embedder_module, "CHUNKED_GROUP_TEXTS", 2)
     np.testing.assert_allclose(embedder.encode(texts), whole, atol=1e-6)
     assert embedder.last_stats["chunks"] == sum(len(c.spans) for c in embedder.encode_chunks(texts))
+
+
+def test_first_chunking_averages_query_chunks_and_reads_a_documents_first_chunk(tiny_backbones):
+    embedder = make(tiny_backbones, prompt="instructeol", pooling="last", chunking="first", chunk_tokens=8)
+    texts = [words(30), words(5)]
+    as_mean = embedder.replace(chunking="mean")
+    queries = embedder.pool(texts, [embedder.spec], side="query", task="Find it")[embedder.spec]
+    assert torch.equal(queries, as_mean.pool(texts, [as_mean.spec], side="query", task="Find it")[as_mean.spec])
+    assert embedder.last_stats["chunks"] == 4 + 1  # 30 words → 4 chunks of 8 tokens; 5 words → 1
+    plain = embedder.replace(chunking="none")
+    first = [words(8), words(5)]  # one token a word: the first chunk is the first 8 words
+    for side in ("document", "text"):
+        got = embedder.pool(texts, [embedder.spec], side=side)[embedder.spec]
+        assert torch.equal(got, plain.pool(first, [plain.spec], side=side)[plain.spec])
+    # the default chunk is 256 tokens (what was measured), not the 512 of `mean` and `late`
+    default = make(tiny_backbones, prompt="none", chunking="first", max_length=512)
+    long_query = words(300)
+    got = default.pool([long_query], [default.spec], side="query")[default.spec]
+    by_hand = default.replace(chunking="mean", chunk_tokens=256)
+    assert default.last_stats["chunks"] == 2
+    assert torch.equal(got, by_hand.pool([long_query], [by_hand.spec], side="query")[by_hand.spec])
+    unresolved = embedder.replace(chunking="auto")  # auto is chosen per collection; alone it is `none`
+    assert torch.equal(
+        unresolved.pool(texts[1:], [plain.spec])[plain.spec], plain.pool(texts[1:], [plain.spec])[plain.spec]
+    )
+
+
+def test_auto_chooses_first_for_short_collections_and_mean_for_long_ones(tiny_backbones):
+    from llembed.chunked import resolve_chunking
+    from llembed.chunking import choose_chunking
+
+    assert choose_chunking([100, 300, 900], 256) == "first"  # the median fits 4 chunks (SciFact-like)
+    assert choose_chunking([100, 1100, 5000], 256) == "mean"  # it doesn't (AILA case documents)
+    assert choose_chunking([], 256) == "first"
+    auto = make(tiny_backbones, prompt="none", chunking="auto", chunk_tokens=8)
+    short = resolve_chunking(auto, [words(5), words(32), words(80)])  # median 32 tokens: 4 chunks of 8
+    long = resolve_chunking(auto, [words(5), words(33), words(80)])
+    assert (short.recipe.chunking, short.recipe.chunk_tokens) == ("first", 8)
+    assert (long.recipe.chunking, long.recipe.chunk_tokens) == ("mean", 8)
+    assert resolve_chunking(auto.replace(chunking="late"), [words(40)]).recipe.chunking == "late"  # not auto
+    assert resolve_chunking(make(tiny_backbones, chunking="auto"), [words(5)]).recipe.chunk_tokens == 256
+
+
+def test_evaluation_and_index_resolve_auto_for_their_collection(tiny_backbones, tmp_path):
+    from pathlib import Path
+
+    from llembed.evaluation.datasets import Dataset
+    from llembed.evaluation.evaluate import evaluate
+    from llembed.evaluation.tasks import make_task
+    from llembed.index import VectorIndex, build_index
+    from llembed.index.build import Corpus
+
+    corpus = {f"d{i}": words(40 + 7 * i) for i in range(4)}  # all over 4 chunks of 8: `mean`
+    queries = {"q1": words(30), "q2": words(3)}
+    qrels = {"q1": {"d3": 1}, "q2": {"d0": 1}}
+    task = make_task(Dataset("retrieval", "tiny", Path("."), corpus=corpus, queries=queries, qrels=qrels))
+    auto = make(tiny_backbones, prompt="none", chunking="auto", chunk_tokens=8)
+    (got,) = evaluate(auto, task)
+    (expected,) = evaluate(auto.replace(chunking="mean"), task)
+    assert got.scores == expected.scores
+    built = build_index(auto, Corpus(list(corpus), list(corpus.values())), tmp_path / "idx", show_progress_bar=False)
+    index = VectorIndex.load(built, auto)  # the auto embedder is accepted: the index says what it chose
+    assert (index.recipe.chunking, index.embedder.recipe.chunking) == ("mean", "mean")
+    vectors = auto.replace(chunking="mean").encode_documents(list(corpus.values()))
+    hits = index.search(queries["q1"], k=4)[0]
+    query = auto.replace(chunking="mean").encode_queries([queries["q1"]])[0]
+    assert [h.score for h in hits] == pytest.approx(sorted((vectors @ query).tolist(), reverse=True), abs=1e-5)
+
+
+def test_embed_corpus_refuses_auto(tmp_path):
+    from llembed import Recipe
+    from llembed.corpus import embed_corpus
+    from llembed.errors import InputError
+
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"id": "a", "text": "hello"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match="chunking auto is chosen per collection"):
+        embed_corpus([source], tmp_path / "out", Recipe(model="x", chunking="auto"), runner="local")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from llembed.errors import InputError
-from llembed.fusion import MODES, RRF_K, channels_of, check_fusion, fuse
+from llembed.fusion import MODES, RRF_K, blend_rerank, channels_of, check_fusion, fuse
 
 NAN = np.nan
 
@@ -55,3 +55,14 @@ def test_modes_and_their_errors():
     with pytest.raises(InputError, match="all zero"):
         check_fusion("weighted", {"dense": 0}, ("dense", "bm25"))
     assert check_fusion("weighted", {"bm25": 2}, ("dense", "bm25")) == {"dense": 0.0, "bm25": 2.0}
+
+
+def test_blend_rerank_by_hand():
+    first, judged = [0.9, 0.5, 0.7], [1.0, 5.0, 3.0]  # min-max: first (1, 0, 0.5), reranker (0, 1, 0.5)
+    assert blend_rerank(first, judged, 0.25) == pytest.approx([0.75, 0.25, 0.5])
+    assert blend_rerank(first, judged, 0.0) == pytest.approx([1.0, 0.0, 0.5])  # the first stage's order
+    assert list(blend_rerank(first, judged, 1.0)) == judged  # the reranker's own scores, not normalised
+    assert list(blend_rerank(first, judged)) == judged  # RERANK_WEIGHT is 1
+    for bad in (-0.1, 1.5, True, "half"):
+        with pytest.raises(InputError, match="rerank weight must be a number from 0 to 1"):
+            blend_rerank(first, judged, bad)

@@ -23,7 +23,15 @@ from tqdm.auto import tqdm
 
 from llembed import pooling as pooling_ops
 from llembed.batching import GROUP_TEXTS
-from llembed.chunking import DEFAULT_CHUNK_TOKENS, ChunkPlan, Window, plan_chunks, plan_windows
+from llembed.chunking import (
+    DEFAULT_CHUNK_TOKENS,
+    SHORT_CHUNK_TOKENS,
+    ChunkPlan,
+    Window,
+    choose_chunking,
+    plan_chunks,
+    plan_windows,
+)
 from llembed.errors import RecipeError
 from llembed.prompts import PromptTemplate
 
@@ -79,7 +87,8 @@ def chunk_sizes(embedder: Embedder, templates: Sequence[PromptTemplate], task: s
     window = min(rooms)
     if window <= 0:
         raise RecipeError(f"the prompt leaves no room for text within max_length={recipe.max_length}")
-    chunk = recipe.chunk_tokens or min(DEFAULT_CHUNK_TOKENS, window)
+    default = SHORT_CHUNK_TOKENS if recipe.chunking in ("first", "auto") else DEFAULT_CHUNK_TOKENS
+    chunk = recipe.chunk_tokens or min(default, window)
     if chunk > window:
         raise RecipeError(
             f"chunk_tokens={chunk} is larger than the model's window: max_length={recipe.max_length} leaves "
@@ -88,6 +97,36 @@ def chunk_sizes(embedder: Embedder, templates: Sequence[PromptTemplate], task: s
     if recipe.chunk_overlap >= chunk:
         raise RecipeError(f"chunk_overlap={recipe.chunk_overlap} must be smaller than chunk_tokens={chunk}")
     return chunk, window
+
+
+RESOLVE_SAMPLE = 2000
+"""Documents whose lengths decide ``chunking: auto`` (a random sample of a larger collection, fixed seed)."""
+
+
+def resolve_chunking(embedder: Embedder, documents: Sequence[str]) -> Embedder:
+    """An embedder whose ``chunking: auto`` is chosen for this collection of ``documents``
+    (:func:`llembed.chunking.choose_chunking`: ``first`` when most fit one chunk, else ``mean``), chunks of
+    ``chunk_tokens`` or 256; any other recipe comes back as it is."""
+    recipe = embedder.recipe
+    if recipe.chunking != "auto":
+        return embedder
+    rng = np.random.default_rng(0)
+    picked = list(documents)
+    if len(picked) > RESOLVE_SAMPLE:
+        picked = [picked[i] for i in sorted(rng.choice(len(picked), RESOLVE_SAMPLE, replace=False))]
+    lengths = [len(ids) for ids in embedder.tokenizer(picked, add_special_tokens=False, verbose=False)["input_ids"]]
+    chunk = recipe.chunk_tokens or SHORT_CHUNK_TOKENS
+    return embedder.replace(chunking=choose_chunking(lengths, chunk), chunk_tokens=chunk)
+
+
+def first_chunks(embedder: Embedder, texts: Sequence[str], templates: Sequence[PromptTemplate], task: str | None):
+    """Each text cut after its first chunk's last token (FirstP); a text of one chunk as it is."""
+    chunk, _ = chunk_sizes(embedder, templates, task)
+    encoded = embedder.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    return [
+        text if len(offsets) <= chunk else text[: offsets[chunk - 1][1]]
+        for text, offsets in zip(texts, encoded["offset_mapping"], strict=True)
+    ]
 
 
 def pool_chunks(
@@ -220,6 +259,8 @@ def _pool_masks(name: str, hidden, batch, row_ids: torch.Tensor, masks: torch.Te
     """Pool each chunk's columns of its row, as :func:`llembed.pooling.pool` pools a row by its pool mask."""
     attention = batch.attention_mask.to(hidden.device)
     masks = masks.to(hidden.device) & attention[row_ids].bool()
+    if len(masks) and bool((masks.sum(dim=1) == 1).all()):  # chunks of one token (multi-vector): its state
+        return hidden[row_ids.to(hidden.device), masks.int().argmax(dim=1)].float()
     step = max(1, POOL_ROWS_TOKENS // hidden.shape[1])
     out = []
     for start in range(0, len(row_ids), step):

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from llembed import pooling as pooling_ops
 from llembed.backbone import Backbone, load_backbone
 from llembed.batching import GROUP_TEXTS, token_budget_batches
-from llembed.chunked import ChunkedTexts, TextChunks, pool_chunks
+from llembed.chunked import ChunkedTexts, TextChunks, first_chunks, pool_chunks
+from llembed.chunking import chunking_of
 from llembed.errors import InputError, RecipeError
 from llembed.output import as_float, cosine_matrix, format_vectors
 from llembed.prefix_cache import PrefixState
@@ -284,13 +285,17 @@ class Embedder:
         if not texts:
             return {spec: torch.zeros((0, self.backbone.hidden_size)) for spec in specs}
         started = time.perf_counter()
-        if self.recipe.chunking == "none":
+        chunking = chunking_of(self.recipe.chunking, side)
+        if chunking == "first":  # the first chunk of each text, in one plain pass
+            texts = first_chunks(self, texts, templates, task)
+        if chunking in ("none", "first"):
             total = len(texts) * len(templates)
             disabled = _progress_disabled(show_progress_bar, total, batch_size)
             with tqdm(total=total, desc="embedding", unit="text", disable=disabled) as bar:
                 pooled = self._pool_texts(texts, specs, templates, task, batch_size, None if strict else True, bar)
         else:
-            pooled = self._pool_chunked_means(texts, specs, templates, task, batch_size, show_progress_bar)
+            late = chunking == "late"
+            pooled = self._pool_chunked_means(texts, specs, templates, task, batch_size, show_progress_bar, late)
         self.last_stats["seconds"] = time.perf_counter() - started
         return pooled
 
@@ -326,15 +331,14 @@ class Embedder:
         :meth:`encode_chunks`); empty texts are one chunk, embedded as :meth:`pool` with ``strict=False`` does."""
         texts, templates = self._prepare(texts, side, task, batch_size, allow_empty=True)
         started = time.perf_counter()
-        late = self.recipe.chunking == "late"
+        late = chunking_of(self.recipe.chunking, side) == "late"
         chunked = pool_chunks(self, texts, specs, templates, task, batch_size, show_progress_bar, late)
         self.last_stats |= {"chunks": len(chunked.owners), "seconds": time.perf_counter() - started}
         return chunked
 
-    def _pool_chunked_means(self, texts, specs, templates, task, batch_size, show_progress_bar):
+    def _pool_chunked_means(self, texts, specs, templates, task, batch_size, show_progress_bar, late: bool):
         """Each text's mean chunk vector, a group of texts at a time: memory holds one group's chunks, however
         many texts (and chunks) come in."""
-        late = self.recipe.chunking == "late"
         pooled = {spec: torch.zeros((len(texts), self.backbone.hidden_size)) for spec in specs}
         self.last_stats["chunks"] = 0
         # a few long documents are minutes of work: the bar shows when there are many texts or much text

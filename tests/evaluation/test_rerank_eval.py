@@ -91,6 +91,31 @@ def test_retrieve_then_rerank_reorders_the_top_and_keeps_the_rest(reranker):
     assert result.scores["recall_at_100"] == 100.0  # the rest kept its place: every document is still ranked
 
 
+def test_retrieve_then_rerank_blended_with_the_first_stage(reranker):
+    qrels = {"q1": {"d2": 1}, "q2": {"d5": 1}}
+    dataset = Dataset("retrieval", "tiny-retrieval", Path("."), corpus=CORPUS, queries=QUERIES, qrels=qrels)
+    first = np.array([[0.9, 0.1, 0.5, 0.8, 0.7], [0.2, 0.9, 0.8, 0.1, 0.3]])
+    task = make_task(dataset)
+    (blended,) = evaluate_reranker(reranker, task, {"dense": first}, top=3, show_progress_bar=False, weight=0.4)
+    ids = list(CORPUS)
+    ndcg = []
+    for row, query in enumerate(QUERIES):
+        order = [ids[i] for i in np.argsort(-first[row])]
+        head = order[:3]
+        judged = np.array(reranker.score(QUERIES[query], [CORPUS[d] for d in head]))
+        stage = np.array([first[row, ids.index(d)] for d in head])
+        by_hand = 0.6 * (stage - stage.min()) / np.ptp(stage) + 0.4 * (judged - judged.min()) / np.ptp(judged)
+        ranking = [head[i] for i in np.argsort(-by_hand, kind="stable")] + order[3:]
+        relevant = next(iter(qrels[query]))
+        ndcg.append(1 / math.log2(ranking.index(relevant) + 2) if relevant in ranking[:10] else 0.0)
+    assert blended.variant == "dense → rerank top 3, blended 0.4"
+    assert blended.scores["ndcg_at_10"] == pytest.approx(100 * np.mean(ndcg), abs=1e-4)
+    (kept,) = evaluate_reranker(reranker, task, {"dense": first}, top=3, show_progress_bar=False, weight=0.0)
+    (plain,) = evaluate_reranker(reranker, task, {"dense": first}, top=3, show_progress_bar=False, weight=1.0)
+    assert kept.scores["ndcg_at_10"] == pytest.approx(task.score_similarity(first)["ndcg_at_10"], abs=1e-4)
+    assert plain.variant == "dense → rerank top 3"
+
+
 def test_evaluate_with_reranker_gives_before_and_after(tiny_backbones, reranker):
     embedder = Embedder(tiny_backbones["llama"], Recipe(dtype="float32"))
     qrels = {"q1": {"d1": 1}, "q2": {"d5": 1}}

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -82,6 +83,17 @@ def test_search_then_rerank_and_the_rerank_command(tmp_path, tiny_model_dirs, co
     assert [(h["id"], h["retrieval_rank"]) for h in hits] == [(h.id, h.retrieval_rank) for h in expected]
     assert [h["score"] for h in hits] == pytest.approx([h.score for h in expected], abs=1e-5)
     assert searched[expected[0].retrieval_rank - 1].id == expected[0].id
+    blended = runner.invoke(app, ["search", str(out), query, "-k", "3", "--json", "--rerank", model,
+                                  "--rerank-top", "8", "--rerank-weight", "0.3"])  # fmt: skip
+    assert blended.exit_code == 0, blended.output
+    hits = json.loads(blended.stdout.strip().splitlines()[-1])["hits"]
+    judged = np.array(reranker.score(query, [h.text for h in searched]))
+    stage = np.array([h.score for h in searched])
+    by_hand = 0.7 * (stage - stage.min()) / np.ptp(stage) + 0.3 * (judged - judged.min()) / np.ptp(judged)
+    assert [h["id"] for h in hits] == [searched[i].id for i in np.argsort(-by_hand, kind="stable")[:3]]
+    assert [h["score"] for h in hits] == pytest.approx(sorted(by_hand, reverse=True)[:3], abs=1e-5)
+    refused = runner.invoke(app, ["search", str(out), query, "--rerank", model, "--rerank-weight", "2"])
+    assert refused.exit_code == 2 and "rerank weight must be a number from 0 to 1" in refused.output
 
     documents = ["Cats sleep all day.", "White matter of the newborn brain.", "Stock prices fell."]
     ranked = runner.invoke(app, ["rerank", query, *documents, "-m", model, "--json", "--top-n", "2"])

@@ -21,7 +21,8 @@ from llembed.cli.common import (
 )
 from llembed.errors import InputError
 from llembed.extras import MissingExtraError
-from llembed.fusion import DEFAULT_FUSION, check_fusion
+from llembed.fusion import DEFAULT_FUSION, RERANK_WEIGHT, check_fusion, check_rerank_weight
+from llembed.multivector import UNITS
 
 try:  # the help names the choices when the eval extra is installed (the command says what to install if not)
     from llembed.evaluation.datasets import TASK_TYPES
@@ -49,6 +50,9 @@ def eval_command(
     fusion: Annotated[
         list[str] | None, typer.Option(help="How modes of several channels fuse: rrf | weighted (repeat for both)")
     ] = None,
+    multivector: Annotated[
+        str | None, typer.Option(help="Retrieval: also late interaction (MaxSim) over token | chunk vectors")
+    ] = None,
     suite: Annotated[str, typer.Option(help="quick | full (without --data)")] = "quick",
     section: Annotated[
         list[str] | None,
@@ -70,6 +74,9 @@ def eval_command(
     ] = None,
     rerank_top: Annotated[int, typer.Option(help="With --rerank on retrieval: first-stage hits reranked")] = 20,
     rerank_layer: Annotated[str | None, typer.Option(help="With --rerank: exit early at this layer")] = None,
+    rerank_weight: Annotated[
+        float, typer.Option(help="With --rerank: the reranker's share of the final score (1: its order alone)")
+    ] = RERANK_WEIGHT,
     batch_size: BatchSizeOpt = 32,
     recipe_fields: dict | None = None,
 ) -> None:
@@ -89,6 +96,11 @@ def eval_command(
         raise InputError("--rerank evaluates a reranker on one dataset: add --data (a reranking or retrieval set)")
     if rerank_top <= 0:
         raise InputError(f"--rerank-top must be positive, not {rerank_top}")
+    check_rerank_weight(rerank_weight)
+    if multivector is not None and multivector not in UNITS:
+        raise InputError(f"--multivector must be one of {', '.join(UNITS)}, not {multivector!r}")
+    if multivector is not None and (data is None or rerank is not None):
+        raise InputError("--multivector scores one retrieval set: add --data, leave out --rerank")
     fusions = tuple(dict.fromkeys(name for item in fusion or [DEFAULT_FUSION] for name in item.split(",") if name))
     for name in fusions:
         check_fusion(name, None, ("dense",))
@@ -114,7 +126,7 @@ def eval_command(
         raise InputError(f"--rerank scores reranking and retrieval sets; {dataset.name} is {dataset.type}")
     embedder = load_embedder(model, recipe, **recipe_fields)
     if rerank is None:
-        results = evaluate(embedder, make_task(dataset), batch_size, sparse, bm25, fusions)
+        results = evaluate(embedder, make_task(dataset), batch_size, sparse, bm25, fusions, multivector)
     else:
         from llembed.cli.common import layer_value
         from llembed.evaluation.rerank_eval import evaluate_with_reranker
@@ -123,7 +135,7 @@ def eval_command(
         layer = {} if rerank_layer is None else {"layer": layer_value(rerank_layer)}
         reranker = Reranker.from_pretrained(rerank, truncation=True, **layer)
         task = make_task(dataset)
-        results = evaluate_with_reranker(embedder, reranker, task, batch_size, sparse, rerank_top, bm25)
+        results = evaluate_with_reranker(embedder, reranker, task, batch_size, sparse, rerank_top, bm25, rerank_weight)
     if format == "json":
         payload = {
             "model": embedder.recipe.model,

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from llembed.cli.common import ModelOpt, RecipeOpt, console, handle_errors, load_embedder, out, recipe_flags
 from llembed.errors import LlembedError
-from llembed.fusion import DEFAULT_FUSION, MODES, channels_of, check_fusion
+from llembed.fusion import DEFAULT_FUSION, MODES, RERANK_WEIGHT, channels_of, check_fusion, check_rerank_weight
 
 index_app = typer.Typer(
     help="Build vector indexes (faiss, plus an optional sparse inverted index).", no_args_is_help=True
@@ -146,6 +146,16 @@ def index_build_command(
             "returns each document once, with its best chunk",
         ),
     ] = False,
+    multivector: Annotated[
+        str | None,
+        typer.Option(
+            help="token | chunk: keep every token's (or chunk's) vector of each document for --mode multivector "
+            "(late interaction, MaxSim)"
+        ),
+    ] = None,
+    pool_factor: Annotated[
+        int, typer.Option(help="With --multivector: merge similar vectors, about this many into one", min=1)
+    ] = 1,
     recipe_fields: dict | None = None,
 ) -> None:
     """Embed a corpus into a searchable index folder (resumable: re-run the same command after a crash)."""
@@ -154,6 +164,8 @@ def index_build_command(
     from llembed.index.build import build_index_from_vectors, read_corpus
 
     if len(corpus) == 1 and is_vectors_folder(corpus[0]):  # an embed-corpus output: vectors already made
+        if multivector is not None:
+            raise LlembedError(f"{corpus[0]} holds one vector per text or chunk: --multivector embeds the corpus")
         if model is not None or recipe is not None or recipe_fields:
             raise LlembedError(
                 f"{corpus[0]} holds vectors with their own recipe: drop --model / --recipe / recipe flags"
@@ -170,7 +182,10 @@ def index_build_command(
     table = read_corpus(corpus, text_field, id_field)
     embedder = load_embedder(model, recipe, **recipe_fields)
     console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} documents")
-    path = build_index(embedder, table, output, kind, sparse, batch_size, chunks=chunks, bm25=bm25)
+    path = build_index(
+        embedder, table, output, kind, sparse, batch_size,
+        chunks=chunks, bm25=bm25, multivector=multivector, pool_factor=pool_factor,
+    )  # fmt: skip
     manifest = json.loads((path / "manifest.json").read_text())
     console.print(f"wrote {manifest['kind']} index of {manifest['count']} × {manifest['dimension']} to {path}")
 
@@ -180,7 +195,9 @@ def search_command(
     index: Annotated[Path, typer.Argument(help="Index folder (from `llembed index build`)")],
     query: Annotated[list[str], typer.Argument(help="One or more queries")],
     k: Annotated[int, typer.Option("-k", help="Hits per query")] = 10,
-    mode: Annotated[str, typer.Option(help=" | ".join(MODES))] = "dense",
+    mode: Annotated[
+        str | None, typer.Option(help=" | ".join(MODES) + " (default: dense, or multivector on a multi-vector index)")
+    ] = None,
     fusion: Annotated[str, typer.Option(help="Modes of several channels: rrf | weighted")] = DEFAULT_FUSION,
     weight: Annotated[
         list[str] | None, typer.Option(help="A channel's weight in the fusion, e.g. bm25=2 (repeat)")
@@ -190,12 +207,16 @@ def search_command(
         str | None, typer.Option(help="Rerank the hits with this causal LM (yes/no relevance; see `llembed rerank`)")
     ] = None,
     rerank_top: Annotated[int, typer.Option(help="With --rerank: how many search hits the reranker judges")] = 20,
+    rerank_weight: Annotated[
+        float, typer.Option(help="With --rerank: the reranker's share of the final score (1: its order alone)")
+    ] = RERANK_WEIGHT,
 ) -> None:
     """Search an index from the command line (optionally retrieve, then rerank)."""
     from llembed.index import VectorIndex, rerank_hits
 
     if rerank_top <= 0:
         raise LlembedError(f"--rerank-top must be positive, not {rerank_top}")
+    check_rerank_weight(rerank_weight)
     reranker = None
     if rerank is not None:
         from llembed.reranker import Reranker
@@ -203,15 +224,16 @@ def search_command(
         reranker = Reranker.from_pretrained(rerank, truncation=True)
     weights = _weights(weight) if weight else None
     # the request is checked against the index's manifest before the index and its model load
-    check_fusion(
-        fusion,
-        weights,
-        channels_of(mode, VectorIndex.channels_of_manifest(VectorIndex.read_manifest(index)), index.name),
-    )
+    available = VectorIndex.channels_of_manifest(VectorIndex.read_manifest(index))
+    mode = mode or ("multivector" if available == ("multivector",) else "dense")
+    check_fusion(fusion, weights, channels_of(mode, available, index.name))
     loaded = VectorIndex.load(index)
     found = loaded.search(list(query), max(k, rerank_top) if reranker else k, mode, fusion, weights)
     if reranker is not None:
-        found = [rerank_hits(reranker, text, hits[:rerank_top], k) for text, hits in zip(query, found, strict=True)]
+        found = [
+            rerank_hits(reranker, text, hits[:rerank_top], k, weight=rerank_weight)
+            for text, hits in zip(query, found, strict=True)
+        ]
     for text, hits in zip(query, found, strict=True):
         if as_json:
             print(json.dumps({"query": text, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))

@@ -104,6 +104,11 @@ def embed_corpus(
     if runner == "ray" and not _ray_installed():
         raise InputError("the Ray runner needs Ray: pip install 'llembed[ray]' (or use --runner local)")
     output = Path(output)
+    if recipe.chunking == "auto":  # shards are embedded apart, so nothing sees the whole collection to choose
+        raise InputError(
+            "chunking auto is chosen per collection by `llembed index build` and `llembed eval`; for embed-corpus "
+            "name it: first (most documents fit one chunk) or mean (they don't)"
+        )
     recipe = resolve_recipe(recipe=recipe)  # what workers elsewhere load: the model named, local paths absolute
     digest = recipe.digest()
     shards = plan_shards(inputs, shard_rows)

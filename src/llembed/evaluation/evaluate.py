@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from llembed.chunked import resolve_chunking
 from llembed.embedder import Embedder, PoolSpec
 from llembed.evaluation.measure import measure
 from llembed.evaluation.tasks import Task
@@ -73,9 +74,11 @@ def pool_requests(
     is counted again, as if it had been computed, so cells stay comparable."""
     efficiency = Efficiency()
     pooled = {}
+    requests = task.requests()
+    embedder = resolve_chunking(embedder, requests.get("document", []))  # ``auto``: chosen for this collection
     # queries take the dataset's task description under instruction prompts, unless the recipe names its own
     instruction = embedder.recipe.task or task.dataset.meta.get("instruction")
-    for side, texts in task.requests().items():
+    for side, texts in requests.items():
         found = memo.get(side, specs) if memo is not None else None
         if found is not None:
             pooled[side], stats, peak = found
@@ -99,16 +102,43 @@ def evaluate(
     sparse: bool = False,
     bm25: bool = False,
     fusions: tuple[str, ...] = (DEFAULT_FUSION,),
+    multivector: str | None = None,
 ) -> list[TaskResult]:
     """Dense scores of ``embedder`` on ``task``; on a retrieval or reranking set, with ``sparse`` and ``bm25``
     also those channels alone and every search mode fusing them with dense (:data:`llembed.fusion.MODES`), under
-    each of ``fusions`` (the first unnamed in the variant, the others as ``mode (fusion)``)."""
+    each of ``fusions`` (the first unnamed in the variant, the others as ``mode (fusion)``); with
+    ``multivector`` (a unit of :data:`llembed.multivector.UNITS`) also late interaction over both sides' vectors
+    of that unit (variant ``multivector (token)``, its own cost)."""
     dense, lexical, efficiency = task_vectors(embedder, task, batch_size, sparse)
     note = task.dataset.subsample_note
     results = [TaskResult(task.name, task.type, task.score(dense), efficiency.to_dict(), "dense", note)]
     if (sparse or bm25) and hasattr(task, "score_similarity"):
         results += lexical_and_fused(task, dense, lexical, efficiency.to_dict(), bm25, fusions)
+    if multivector is not None:
+        results.append(multivector_result(embedder, task, multivector, batch_size))
     return results
+
+
+def multivector_result(embedder: Embedder, task: Task, unit: str, batch_size: int = 32) -> TaskResult:
+    """Late interaction on a query/document task: both sides as vectors of ``unit``, scored by MaxSim."""
+    from llembed.errors import InputError
+    from llembed.multivector import embed_multivector, maxsim
+
+    requests = task.requests()
+    if set(requests) != {"query", "document"} or not hasattr(task, "score_similarity"):
+        raise InputError(f"multi-vector scoring needs queries and documents; {task.name} is {task.type}")
+    instruction = embedder.recipe.task or task.dataset.meta.get("instruction")
+    efficiency = Efficiency()
+    found = {}
+    for side, texts in requests.items():
+        with measure() as cost:
+            found[side] = embed_multivector(embedder, texts, unit, 1, side, instruction if side == "query" else None,
+                                            batch_size)  # fmt: skip
+        efficiency.add({**embedder.last_stats, "texts": len(texts)}, cost.peak_rss_mb)
+    similarity = maxsim(found["query"], found["document"])
+    scores = task.score_similarity(similarity)
+    return TaskResult(task.name, task.type, scores, efficiency.to_dict(), f"multivector ({unit})",
+                      task.dataset.subsample_note)  # fmt: skip
 
 
 def task_vectors(embedder: Embedder, task: Task, batch_size: int = 32, sparse: bool = False):

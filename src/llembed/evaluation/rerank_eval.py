@@ -19,21 +19,32 @@ from llembed.evaluation.metrics import rank_documents, retrieval_scores
 from llembed.evaluation.tasks import Task
 from llembed.evaluation.tasks.reranking import RerankingTask
 from llembed.evaluation.tasks.retrieval import TOP_K, RetrievalTask
+from llembed.fusion import RERANK_WEIGHT, blend_rerank, check_rerank_weight
 from llembed.reranker import Reranker
 
 RERANK_TOP = 20
 """Documents of a first stage the reranker judges by default (a CPU judges ~20 passages a second)."""
 
 
-def rerank_variant(first_stage: str, top: int) -> str:
-    return f"{first_stage} → rerank top {top}"
+def rerank_variant(first_stage: str, top: int, weight: float = RERANK_WEIGHT) -> str:
+    blended = f", blended {weight:g}" if weight != 1.0 else ""
+    return f"{first_stage} → rerank top {top}{blended}"
 
 
-def rerank_top(order: Sequence[str], top: int | None, judge: Callable[[list[str]], Sequence[float]]) -> list[str]:
+def rerank_top(
+    order: Sequence[str],
+    top: int | None,
+    judge: Callable[[list[str]], Sequence[float]],
+    first_stage: Callable[[str], float] | None = None,
+    weight: float = RERANK_WEIGHT,
+) -> list[str]:
     """``order`` (document ids, best first) with its first ``top`` (``None``: all) reordered by ``judge``'s scores
-    of them, best first, ties in their first-stage order; the rest keep their place below."""
+    of them (blended at ``weight`` with ``first_stage``'s score of each id, when given), best first, ties in their
+    first-stage order; the rest keep their place below."""
     head = list(order[:top])
     scores = judge(head)
+    if first_stage is not None:
+        scores = blend_rerank([first_stage(d) for d in head], scores, weight)
     return [head[i] for i in sorted(range(len(head)), key=lambda i: -scores[i])] + list(order[len(head) :])
 
 
@@ -44,15 +55,18 @@ def evaluate_reranker(
     top: int = RERANK_TOP,
     batch_size: int = 32,
     show_progress_bar: bool = True,
+    weight: float = RERANK_WEIGHT,
 ) -> list[TaskResult]:
     """The reranker's scores on ``task``: each retriever of ``first_stages`` (variant → its queries × documents
-    scores, e.g. from :func:`llembed.evaluation.evaluate.similarities`) reranked at its top ``top``; on a reranking
-    task without ``first_stages``, all of each query's candidates."""
+    scores, e.g. from :func:`llembed.evaluation.evaluate.similarities`) reranked at its top ``top`` (scores blended
+    with the first stage's at ``weight``, :func:`llembed.fusion.blend_rerank`); on a reranking task without
+    ``first_stages``, all of each query's candidates."""
+    weight = check_rerank_weight(weight)
     if isinstance(task, RerankingTask) and not first_stages:
         return [_rerank_candidates(reranker, task, batch_size, show_progress_bar)]
     if isinstance(task, RerankingTask):
         return [
-            _rerank_candidates(reranker, task, batch_size, show_progress_bar, (variant, scores, top))
+            _rerank_candidates(reranker, task, batch_size, show_progress_bar, (variant, scores, top), weight)
             for variant, scores in first_stages.items()
         ]
     if not isinstance(task, RetrievalTask):
@@ -62,7 +76,7 @@ def evaluate_reranker(
     if top <= 0:
         raise ValueError(f"top must be positive, not {top}")
     return [
-        _rerank_retrieved(reranker, task, variant, scores, top, batch_size, show_progress_bar)
+        _rerank_retrieved(reranker, task, variant, scores, top, batch_size, show_progress_bar, weight)
         for variant, scores in first_stages.items()
     ]
 
@@ -78,6 +92,7 @@ def _rerank_candidates(
     batch_size: int,
     progress: bool,
     first_stage: tuple[str, np.ndarray, int] | None = None,
+    weight: float = RERANK_WEIGHT,
 ) -> TaskResult:
     """Each query's candidates ordered by the reranker; with ``first_stage`` (variant, queries × candidates
     scores, top) only that stage's top candidates are reranked and placed above the rest, kept in its order."""
@@ -88,14 +103,16 @@ def _rerank_candidates(
     cost = _Cost()
     for row, (query, text) in enumerate(tqdm(dataset.queries.items(), desc="reranking", disable=not progress)):
         candidates = list(dataset.qrels[query])
-        top = None
+        top = stage_score = None
         if first_stage is not None:  # the first stage's order; its top ones go to the reranker
             order = np.argsort(-first_stage[1][row, [column[d] for d in candidates]], kind="stable")
             candidates, top = [candidates[i] for i in order], first_stage[2]
+            stage_score = lambda doc, row=row: first_stage[1][row, column[doc]]  # noqa: E731
         ranked = rerank_top(candidates, top, lambda head, text=text: cost.run(
-            reranker, text, [dataset.corpus[d] for d in head], _instruction(reranker, task), batch_size))  # fmt: skip
+            reranker, text, [dataset.corpus[d] for d in head], _instruction(reranker, task), batch_size),
+            stage_score, weight)  # fmt: skip
         similarity[row, [column[d] for d in ranked]] = np.arange(len(ranked), 0, -1, dtype=np.float32)  # ranks
-    variant = "rerank" if first_stage is None else rerank_variant(first_stage[0], first_stage[2])
+    variant = "rerank" if first_stage is None else rerank_variant(first_stage[0], first_stage[2], weight)
     return TaskResult(task.name, task.type, task.score_similarity(similarity), cost.efficiency(len(dataset.queries)),
                       variant, dataset.subsample_note)  # fmt: skip
 
@@ -108,21 +125,25 @@ def _rerank_retrieved(
     top: int,
     batch_size: int,
     progress: bool,
+    weight: float = RERANK_WEIGHT,
 ) -> TaskResult:
     dataset = task.dataset
+    column = {doc: i for i, doc in enumerate(dataset.corpus)}
     query_ids = list(dataset.queries)
     ranked = rank_documents(first_stage, list(dataset.corpus), TOP_K)
     cost = _Cost()
     reranked = {}
-    for query, docs in tqdm(list(zip(query_ids, ranked, strict=True)), desc="reranking", disable=not progress):
+    rows = tqdm(list(enumerate(zip(query_ids, ranked, strict=True))), desc="reranking", disable=not progress)
+    for row, (query, docs) in rows:
         reranked[query] = rerank_top(docs, top, lambda head, query=query: cost.run(
             reranker, dataset.queries[query], [dataset.corpus[d] for d in head], _instruction(reranker, task),
-            batch_size))  # fmt: skip
+            batch_size), lambda doc, row=row: first_stage[row, column[doc]], weight)  # fmt: skip
     found = retrieval_scores(reranked, dataset.qrels, (10, 100))
     keep = {name: found[name] for name in ("ndcg_at_10", "map_at_10", "mrr_at_10", "recall_at_100")}
     scores = {"main": keep[task.main_metric], **keep}
-    return TaskResult(task.name, task.type, scores, cost.efficiency(len(query_ids)), rerank_variant(variant, top),
-                      dataset.subsample_note)  # fmt: skip
+    efficiency = cost.efficiency(len(query_ids))
+    named = rerank_variant(variant, top, weight)
+    return TaskResult(task.name, task.type, scores, efficiency, named, dataset.subsample_note)
 
 
 def evaluate_with_reranker(
@@ -133,6 +154,7 @@ def evaluate_with_reranker(
     sparse: bool = False,
     top: int = RERANK_TOP,
     bm25: bool = False,
+    weight: float = RERANK_WEIGHT,
 ) -> list[TaskResult]:
     """The embedder's rows (dense; with ``sparse`` / ``bm25`` also those channels and their fusions), then the
     reranker's: on a retrieval set, dense (and hybrid, and dense+bm25) retrieval each reranked at the top ``top``;
@@ -146,9 +168,10 @@ def evaluate_with_reranker(
     if isinstance(task, RetrievalTask):
         found = similarities(task, dense, lexical, bm25)
         first_stages = {v: found[v] for v in ("dense", "hybrid", "dense+bm25") if v in found}
-    results = results + evaluate_reranker(reranker, task, first_stages, top, batch_size)
+    results = results + evaluate_reranker(reranker, task, first_stages, top, batch_size, weight=weight)
     if isinstance(task, RerankingTask):  # and the embedder's order of the candidates, its top reranked
-        results += evaluate_reranker(reranker, task, {"dense": similarities(task, dense)["dense"]}, top, batch_size)
+        dense_order = {"dense": similarities(task, dense)["dense"]}
+        results += evaluate_reranker(reranker, task, dense_order, top, batch_size, weight=weight)
     return results
 
 

@@ -9,7 +9,8 @@ Layout of an index folder (renamed into place only when complete)::
     sparse.npz      rows × vocab CSR of LM-head lexical weights (optional)
     bm25/           a bm25s index over the rows' texts (documents, or chunks' spans); on unless ``bm25=False``
     chunks.npy      with ``chunks``: per row (document number, start, end): rows are chunks of the documents,
-                    and a search returns each document once, with its best chunk's span
+                    and a search returns each document once, with its best chunk's span; with ``multivector``
+                    the rows are each document's token (or chunk) vectors, searched by late interaction
 
 Embedding is the long part: it runs in chunks cached under ``<out>.partial/`` (each chunk written atomically),
 so a killed build re-run with the same arguments continues from the last finished chunk.
@@ -38,6 +39,8 @@ EXACT_LIMIT = 100_000
 """Up to this many rows the index is exact (flat); above it, HNSW (search cost grows ~log n, recall ≈ 0.99)."""
 HNSW_NEIGHBOURS = 32
 CHUNK_ROWS = 2048
+MULTIVECTOR_ROWS = 128
+"""Documents embedded (and cached) at a time for a multi-vector index: a document brings hundreds of vectors."""
 KINDS = ("auto", "flat", "hnsw")
 
 
@@ -94,18 +97,34 @@ def build_index(
     show_progress_bar: bool = True,
     chunks: bool = False,
     bm25: bool = True,
+    multivector: str | None = None,
+    pool_factor: int = 1,
 ) -> Path:
     """Embed ``corpus`` as documents and write a searchable index folder at ``out`` (atomically).
 
     ``chunks``: index every chunk of the documents (the recipe's ``chunk_tokens`` / ``chunk_overlap``; late
-    chunking when its ``chunking`` is ``late``) instead of one vector per document."""
+    chunking when its ``chunking`` is ``late``) instead of one vector per document. ``multivector`` (``token`` or
+    ``chunk``, :data:`llembed.multivector.UNITS`): keep every token's (or chunk's) vector of each document,
+    token-pooled by ``pool_factor``, for ``mode="multivector"`` (MaxSim) searches."""
+    from llembed.multivector import UNITS, embed_multivector
+
     if kind not in KINDS:
         raise InputError(f"index kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if not corpus.texts:
         raise InputError("the corpus is empty")
+    if multivector is not None and multivector not in UNITS:
+        raise InputError(f"multivector must be one of {', '.join(UNITS)}, not {multivector!r}")
+    if multivector is not None and (sparse or chunks):
+        raise InputError("a multi-vector index keeps its own rows: leave out --sparse and --chunks")
+    if pool_factor < 1 or (pool_factor > 1 and multivector is None):
+        raise InputError(f"pool factor {pool_factor}: a positive number, and only for a multi-vector index")
+    from llembed.chunked import resolve_chunking
+
+    embedder = resolve_chunking(embedder, corpus.texts)  # ``auto``: chosen for this corpus, recorded resolved
     out = Path(out)
     work = out.with_name(out.name + ".partial")
     key = recipe_hash(embedder) + ("+sparse" if sparse else "") + ("+chunks" if chunks else "")
+    key += f"+multivector:{multivector}:{pool_factor}" if multivector else ""
     key += f":{_corpus_hash(corpus)}"
     if (work / "key").is_file() and (work / "key").read_text() != key:
         shutil.rmtree(work)  # a different recipe or corpus: its chunks are not ours
@@ -113,16 +132,23 @@ def build_index(
     atomic_write_text(work / "key", key)
 
     dense_parts, sparse_parts, chunk_parts = [], [], []
-    starts = range(0, len(corpus.texts), CHUNK_ROWS)
+    part = CHUNK_ROWS if multivector is None else MULTIVECTOR_ROWS
+    starts = range(0, len(corpus.texts), part)
     bar = tqdm(total=len(corpus.texts), desc="indexing", unit="doc", disable=not show_progress_bar)
     with bar:
         for number, start in enumerate(starts):
             dense_file, sparse_file = work / f"dense-{number:06d}.npy", work / f"sparse-{number:06d}.npz"
             chunk_file = work / f"chunks-{number:06d}.npy"
             if not dense_file.is_file() or (sparse and not sparse_file.is_file()):
-                group = corpus.texts[start : start + CHUNK_ROWS]
+                group = corpus.texts[start : start + part]
                 specs = embedder.specs(sparse)
-                if chunks:
+                if multivector is not None:
+                    multi = embed_multivector(embedder, group, multivector, pool_factor, "document", None, batch_size)
+                    owners = np.repeat(np.arange(start, start + len(group)), multi.counts)[:, None]
+                    located = np.concatenate([owners, multi.spans], axis=1).astype(np.int64)
+                    atomic_write(chunk_file, lambda tmp, r=located: _save_npy(tmp, r))
+                    atomic_write(dense_file, lambda tmp, v=multi.vectors: _save_npy(tmp, v))
+                elif chunks:
                     chunked = embedder.pool_chunks(group, specs, "document", None, batch_size, False)
                     pooled = chunked.pooled
                     rows = [(start + owner, a, b) for owner, (a, b) in zip(chunked.owners, chunked.spans, strict=True)]
@@ -130,22 +156,24 @@ def build_index(
                     atomic_write(chunk_file, lambda tmp, r=located: _save_npy(tmp, r))
                 else:  # a corpus is real data: empty and over-long documents as embed-corpus does
                     pooled = embedder.pool(group, specs, "document", None, batch_size, False, strict=False)
-                vectors = embedder.to_float(embedder.format(pooled[embedder.spec]))
-                if sparse:
-                    matrix = embedder.sparse(pooled)
-                    atomic_write(sparse_file, lambda tmp, m=matrix: _save_npz(tmp, m))
-                atomic_write(dense_file, lambda tmp, v=vectors: _save_npy(tmp, v))
+                if multivector is None:
+                    vectors = embedder.to_float(embedder.format(pooled[embedder.spec]))
+                    if sparse:
+                        matrix = embedder.sparse(pooled)
+                        atomic_write(sparse_file, lambda tmp, m=matrix: _save_npz(tmp, m))
+                    atomic_write(dense_file, lambda tmp, v=vectors: _save_npy(tmp, v))
             dense_parts.append(np.load(dense_file))
-            if chunks:
+            if chunks or multivector:
                 chunk_parts.append(np.load(chunk_file))
             if sparse:
                 sparse_parts.append(scipy.sparse.load_npz(sparse_file))
-            bar.update(min(CHUNK_ROWS, len(corpus.texts) - start))
+            bar.update(min(part, len(corpus.texts) - start))
 
     vectors = np.concatenate(dense_parts).astype(np.float32)
     matrix = scipy.sparse.vstack(sparse_parts).tocsr() if sparse else None
-    chunk_rows = np.concatenate(chunk_parts) if chunks else None
-    write_index(out, corpus.ids, corpus.texts, vectors, matrix, embedder.recipe, kind, chunk_rows, bm25)
+    chunk_rows = np.concatenate(chunk_parts) if chunks or multivector else None
+    late = {"unit": multivector, "pool_factor": pool_factor} if multivector else None
+    write_index(out, corpus.ids, corpus.texts, vectors, matrix, embedder.recipe, kind, chunk_rows, bm25, late)
     shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -208,10 +236,12 @@ def write_index(
     kind: str = "auto",
     chunk_rows: np.ndarray | None = None,
     bm25: bool = True,
+    multivector: dict | None = None,
 ) -> Path:
     """Write an index folder at ``out`` (atomically) from document vectors made with ``recipe``; with
-    ``chunk_rows`` (per vector: document number, start, end) the vectors are the documents' chunks. ``bm25``:
-    also a BM25 index over each row's text, so a search can fuse it with the vectors."""
+    ``chunk_rows`` (per vector: document number, start, end) the vectors are the documents' chunks (or, with
+    ``multivector`` — its unit and pool factor — their token or chunk vectors). ``bm25``: also a BM25 index over
+    each row's text, so a search can fuse it with the vectors."""
     import faiss
 
     from llembed.bm25 import BM25
@@ -226,7 +256,7 @@ def write_index(
         index.hnsw.efConstruction = 200
     index.add(vectors)
     lexical = None
-    if bm25:  # one BM25 row per vector: a chunk index's rows are its chunks
+    if bm25 and multivector is None:  # one BM25 row per vector: a chunk index's rows are its chunks
         try:
             lexical = BM25.build(_row_texts(texts, chunk_rows))
         except InputError as exc:  # a corpus without a single word still gets its vector index
@@ -253,6 +283,7 @@ def write_index(
             "sparse": sparse,
             "bm25": lexical is not None,
             "chunks": chunk_rows is not None,
+            "multivector": multivector,
             "documents": len(ids),
             "recipe_hash": recipe.digest(),
             "recipe": recipe.to_dict(),

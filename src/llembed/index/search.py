@@ -22,6 +22,9 @@ from llembed.recipe import Recipe
 
 CANDIDATES_PER_HIT = 10
 """A fused search fuses each channel's top ``k · CANDIDATES_PER_HIT``."""
+CANDIDATES_PER_VECTOR = 64
+"""A multi-vector search: each query vector's nearest rows (at least this many, or ``k · CANDIDATES_PER_HIT``)
+name the candidate documents that MaxSim then scores exactly over all their vectors (ColBERT's two stages)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class VectorIndex:
         self.path = Path(path)
         self.manifest = self.read_manifest(self.path)
         self.recipe = Recipe.load(self.path / "recipe.yaml")
+        if embedder is not None and embedder.recipe.chunking == "auto":  # the index recorded what auto chose
+            embedder = embedder.replace(chunking=self.recipe.chunking, chunk_tokens=self.recipe.chunk_tokens)
         if embedder is None:
             embedder = Embedder.from_recipe(self.recipe)
         elif recipe_hash(embedder) != self.manifest["recipe_hash"]:
@@ -78,6 +83,9 @@ class VectorIndex:
         self.texts = [row["text"] for row in rows]
         self.chunks = np.load(self.path / "chunks.npy") if self.manifest.get("chunks") else None
         """Per vector (document number, start, end) in a chunk index; ``None`` when a vector is a document."""
+        self.multivector = self.manifest.get("multivector")
+        """A multi-vector index's ``{"unit", "pool_factor"}``; ``None`` for others."""
+        self._row_vectors = None
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder | None = None) -> VectorIndex:
@@ -108,6 +116,8 @@ class VectorIndex:
     @staticmethod
     def channels_of_manifest(manifest: dict) -> tuple[str, ...]:
         """:attr:`channels` read off a manifest, without loading the index or its model."""
+        if manifest.get("multivector"):
+            return ("multivector",)
         return ("dense",) + ("sparse",) * bool(manifest["sparse"]) + ("bm25",) * bool(manifest.get("bm25"))
 
     @property
@@ -128,10 +138,48 @@ class VectorIndex:
         single = isinstance(queries, str)
         texts = [queries] if single else list(queries)
         channels = self._check(k, mode, fusion, weights)
+        if channels == ("multivector",):
+            return self.search_multivector(texts, k)
         pooled = {}
         if {"dense", "sparse"} & set(channels):  # BM25 alone needs no forward pass
             pooled = self.embedder.pool(texts, self.embedder.specs(sparse="sparse" in channels), side="query")
         return self.search_pooled(pooled, k, mode, texts, fusion, weights)
+
+    def search_multivector(self, texts: list[str], k: int = 10) -> list[list[Hit]]:
+        """Late interaction: each query's vectors (of the index's unit) pick candidate documents by their nearest
+        rows, then MaxSim over all of a candidate's vectors ranks them; a hit's span is its row that matched a
+        query vector best."""
+        from llembed.multivector import MultiVectors, embed_multivector, maxsim
+
+        channels_of("multivector", self.channels, self.path.name)
+        k = min(k, len(self))
+        queries = embed_multivector(self.embedder, texts, self.multivector["unit"], 1, "query")
+        depth = min(self.rows, max(CANDIDATES_PER_VECTOR, k * CANDIDATES_PER_HIT))
+        _, nearest = self.dense.search(queries.vectors, depth)
+        rows = self.row_vectors
+        starts = np.searchsorted(self.chunks[:, 0], np.arange(len(self) + 1))  # each document's first row
+        results = []
+        for query in range(len(queries)):
+            picked = nearest[queries.offsets[query] : queries.offsets[query + 1]]
+            candidates = np.unique(self.chunks[picked[picked >= 0], 0])
+            documents = MultiVectors.of([rows[starts[d] : starts[d + 1]] for d in candidates], normalize=False)
+            mine = MultiVectors.of([queries.text(query)], normalize=False)
+            scores = maxsim(mine, documents)[0]
+            hits = []
+            for position in np.argsort(-scores, kind="stable")[:k]:
+                document = int(candidates[position])
+                best = int(np.argmax((documents.text(position) @ mine.vectors.T).max(axis=1)))
+                _, start, end = (int(x) for x in self.chunks[starts[document] + best])
+                hits.append(Hit(self.ids[document], float(scores[position]), self.texts[document], (start, end)))
+            results.append(hits)
+        return results
+
+    @property
+    def row_vectors(self) -> np.ndarray:
+        """Every row's unit vector, read back from the faiss index once (MaxSim scores candidates exactly)."""
+        if self._row_vectors is None:
+            self._row_vectors = self.dense.reconstruct_n(0, self.dense.ntotal)
+        return self._row_vectors
 
     def search_pooled(
         self,
@@ -145,6 +193,10 @@ class VectorIndex:
         """Search with queries already pooled by :meth:`Embedder.pool` for ``embedder.specs(sparse)`` (e.g. by
         the server's batcher); ``texts`` (the queries themselves) for modes with the ``bm25`` channel."""
         channels = self._check(k, mode, fusion, weights)
+        if channels == ("multivector",):
+            if texts is None:
+                raise ValueError("mode 'multivector' embeds the queries its own way: pass the query texts")
+            return self.search_multivector(texts, k)
         if "bm25" in channels and texts is None:
             raise ValueError(f"mode {mode!r} reads BM25: pass the query texts")
         count = len(texts) if texts is not None else len(by_spec[self.embedder.spec])

@@ -429,8 +429,9 @@ def create_app(
                 "index_not_found",
             )
         entry = server.indexes[name]
+        mode = parsed.mode or entry.index.modes[0]
         try:
-            channels = channels_of(parsed.mode, entry.index.channels, f"index {name!r}")
+            channels = channels_of(mode, entry.index.channels, f"index {name!r}")
         except InputError as exc:
             raise RequestError(400, str(exc), "mode") from exc
         pooled = {}
@@ -440,12 +441,12 @@ def create_app(
             lengths = [len(ids) for ids in counted["input_ids"]]
             pooled = await entry.model.batcher.embed(parsed.queries, "query", None, sum(lengths))
         hits = await asyncio.to_thread(
-            entry.index.search_pooled, pooled, parsed.k, parsed.mode, parsed.queries, parsed.fusion, parsed.weights
+            entry.index.search_pooled, pooled, parsed.k, mode, parsed.queries, parsed.fusion, parsed.weights
         )
         return {
             "object": "list",
             "index": name,
-            "mode": parsed.mode,
+            "mode": mode,
             **({"fusion": parsed.fusion} if len(channels) > 1 else {}),
             "data": [
                 {"query": q, "hits": [h.to_dict() for h in found]}

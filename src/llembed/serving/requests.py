@@ -142,7 +142,8 @@ class SearchRequest:
     queries: list[str]
     index: str | None
     k: int
-    mode: str
+    mode: str | None
+    """``None``: the index's own first mode (``dense``, or ``multivector`` for a multi-vector index)."""
     fusion: str
     weights: dict[str, float] | None
 
@@ -161,14 +162,16 @@ def parse_search_request(data: dict[str, Any], max_k: int, max_texts: int) -> Se
     k = data.get("k", 10)
     if not _is_int(k) or not 0 < k <= max_k:
         raise RequestError(400, f"'k' must be an integer in 1..{max_k}, not {k!r}", "k")
-    mode = data.get("mode", "dense")
-    if not isinstance(mode, str) or mode not in MODES:
+    mode = data.get("mode")
+    if mode is not None and (not isinstance(mode, str) or mode not in MODES):
         raise RequestError(400, f"'mode' must be one of {', '.join(MODES)}, not {mode!r}", "mode")
     fusion = data.get("fusion", DEFAULT_FUSION)
     weights = data.get("weights")
     if not isinstance(fusion, str) or fusion not in FUSIONS:
         raise RequestError(400, f"'fusion' must be one of {', '.join(FUSIONS)}, not {fusion!r}", "fusion")
     if weights is not None:
+        if mode is None:
+            raise RequestError(400, "'weights' weigh the channels of a mode: name the 'mode'", "weights")
         if not isinstance(weights, dict):
             raise RequestError(400, "'weights' must be an object: channel → weight", "weights")
         try:
