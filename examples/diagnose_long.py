@@ -86,7 +86,11 @@ def main() -> None:
         requests = task.requests()
         bm25 = task.score_similarity(bm25_scores(requests["query"], requests["document"]))["ndcg_at_10"]
         entry = results["sets"].get(name, {"rows": [], "seconds": {}}) | {"note": dataset.subsample_note, "bm25": bm25}
-        sample = f"-{args.queries}q" if args.queries else ""
+        sample = (
+            (f"-{args.queries}q" + (f"+{args.extra_documents}d" if args.extra_documents else ""))
+            if args.queries
+            else ""
+        )
         for pooling in args.poolings:
             embedder = base.replace(pooling=pooling)
             cache = DiskCache(args.work / slug(args.model) / f"{name}{sample}" / pooling)

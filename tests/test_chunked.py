@@ -236,3 +236,40 @@ def test_embed_corpus_refuses_auto(tmp_path):
     source.write_text('{"id": "a", "text": "hello"}\n', encoding="utf-8")
     with pytest.raises(InputError, match="chunking auto is chosen per collection"):
         embed_corpus([source], tmp_path / "out", Recipe(model="x", chunking="auto"), runner="local")
+
+
+def test_a_labelled_sample_settles_auto_by_its_scores(tiny_backbones):
+    from pathlib import Path
+
+    from llembed.errors import InputError
+    from llembed.evaluation.datasets import Dataset
+    from llembed.evaluation.evaluate import evaluate
+    from llembed.evaluation.long_documents import choose_chunking_on_sample
+    from llembed.evaluation.tasks import make_task
+
+    corpus = {f"d{i}": words(12 + 9 * i) for i in range(6)}
+    queries = {"q1": words(30), "q2": words(3), "q3": words(17)}
+    qrels = {"q1": {"d3": 1}, "q2": {"d0": 1}, "q3": {"d5": 1, "d1": 1}}
+    sample = Dataset("retrieval", "sample", Path("."), corpus=corpus, queries=queries, qrels=qrels)
+    auto = make(tiny_backbones, prompt="none", chunking="auto", chunk_tokens=8)
+    chosen, scores = choose_chunking_on_sample(auto, sample)
+    task = make_task(sample)
+    by_hand = {
+        "first": evaluate(auto.replace(chunking="first"), task)[0].scores["ndcg_at_10"],
+        "mean": evaluate(auto.replace(chunking="mean"), task)[0].scores["ndcg_at_10"],
+        "none": evaluate(auto.replace(chunking="none", chunk_tokens=None, truncation=True), task)[0].scores[
+            "ndcg_at_10"
+        ],
+    }
+    assert scores == pytest.approx(by_hand, abs=1e-9)
+    best = max(by_hand.values())
+    winners = [name for name, value in by_hand.items() if value == best]
+    # ties go to the length rule's choice (median 34 tokens > 4 chunks of 8: mean)
+    assert chosen.recipe.chunking == ("mean" if "mean" in winners else winners[0])
+    assert chosen.recipe.chunking != "auto"
+    same, none = choose_chunking_on_sample(auto.replace(chunking="late"), sample)  # not auto: left as it is
+    assert (same.recipe.chunking, none) == ("late", {})
+    with pytest.raises(InputError, match="labelled retrieval set"):
+        choose_chunking_on_sample(auto, Dataset("sts", "x", Path("."), rows=[{"a": "x", "b": "y", "score": 1.0}]))
+    with pytest.raises(InputError, match="candidates"):
+        choose_chunking_on_sample(auto, sample, candidates=["late"])

@@ -121,3 +121,26 @@ def test_the_shipped_reranker_puts_the_answer_first_with_calibrated_probabilitie
     scale, bias = reranker.recipe.rerank_calibration
     assert probabilities == pytest.approx([1 / (1 + np.exp(-(scale * s + bias))) for s in scores], abs=1e-6)
     assert probabilities[1] > 0.75 and np.argmax(probabilities) == 1
+
+
+def test_the_shipped_multivector_model_puts_the_answer_first_by_maxsim():
+    """Late-interaction training separates what the general adapter's token vectors barely do: the answer's
+    MaxSim over the best distractor goes from about 0.02 (smollm2-135m-tuned) to about 0.2."""
+    from llembed.multivector import embed_multivector, maxsim
+
+    passages = [
+        "The stock market fell sharply on Monday.",
+        "Paris is the capital and largest city of France.",
+        "Bananas are a good source of potassium.",
+        "The Eiffel Tower was finished in 1889.",
+    ]
+    embedder = Embedder.from_pretrained("smollm2-135m-multivector", dtype="float32")
+    documents = embed_multivector(embedder, passages, "token", side="document")
+    assert documents.counts.tolist() == [
+        len(embedder.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in passages
+    ]
+    task = "Given a question, retrieve passages that answer it"
+    query = embed_multivector(embedder, ["What is the capital of France?"], "token", side="query", task=task)
+    scores = maxsim(query, documents)[0]
+    assert int(np.argmax(scores)) == 1
+    assert scores[1] > np.delete(scores, 1).max() + 0.1

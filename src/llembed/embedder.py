@@ -430,6 +430,32 @@ class Embedder:
             total = vectors if total is None else total + vectors
         return total / len(templates)
 
+    def forward_tokens(
+        self, texts: Sequence[str], side: Side = "text", task: str | None = None, width: int | None = None
+    ) -> torch.Tensor:
+        """Each text token's float32 state *with* autograd (late-interaction training): ``(len(texts), width,
+        hidden)``, a row's text tokens first in order and zero rows after them (prompt tokens and padding left
+        out; a zero row is how the loss tells padding). ``width`` defaults to ``max_length``; longer texts are
+        cut to it. The states are those :func:`llembed.multivector.embed_multivector`'s token unit reads."""
+        texts = validate_texts(texts)
+        templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
+        if len(templates) > 1:
+            raise RecipeError(f"prompt {self.recipe.prompt!r} has {len(templates)} views: token vectors take one")
+        template, width = templates[0], width or self.recipe.max_length
+        items = self.prompt_tokenizer.tokenize_texts(texts, template, task)
+        batch = collate(items, self.tokenizer.pad_token_id, self.padding_side)
+        hooks = self._block_hooks(template, batch, 0)
+        states = self.backbone.hidden_states(batch, self.layer_ids, self.recipe.bidirectional, hooks, grad=True)
+        hidden = pooling_ops.average_layers(states, self.layer_ids).float()
+        keep = (batch.text_mask & batch.attention_mask.bool()).to(hidden.device)
+        # a stable sort brings each row's text tokens to the front in their order; the rest become zero rows
+        order = torch.sort(keep.int(), dim=1, descending=True, stable=True).indices
+        gathered = hidden.gather(1, order.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        gathered = gathered * keep.gather(1, order).unsqueeze(-1)
+        if gathered.shape[1] < width:
+            gathered = torch.nn.functional.pad(gathered, (0, 0, 0, width - gathered.shape[1]))
+        return gathered[:, :width]
+
     def _block_hooks(self, template: PromptTemplate, batch: TokenBatch, skip: int) -> list:
         return self.strategy.block_hooks(self.recipe, template, batch, skip, self.backbone.num_layers)
 

@@ -70,6 +70,10 @@ TUNED_MODELS: dict[str, TunedModel] = {
         "Gemma-3-270M + the general-purpose LoRA (examples/gemma_general_lora.yaml) trained further on retrieval "
         "data (examples/gemma_retrieval_lora.yaml); Gemma Terms of Use apply",
     ),
+    "smollm2-135m-multivector": TunedModel(
+        "SmolLM2-135M-Instruct + a LoRA trained with a late-interaction loss (examples/late_interaction_lora.yaml): "
+        "token vectors for MaxSim retrieval, with --multivector token",
+    ),
     "smollm2-135m-reranker": TunedModel(
         "SmolLM2-135M-Instruct + llembed's reranking LoRA (examples/rerank_lora.yaml): a yes/no judge of (query, "
         "document) pairs with calibrated relevance probabilities; load it with Reranker or serve --reranker",

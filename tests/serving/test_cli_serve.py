@@ -113,3 +113,29 @@ def test_rerank_without_a_model_asks_the_shipped_trained_reranker():
     assert default_reranker() in shown.output and "p(relevant)" in shown.output  # calibrated, not the raw p(yes)
     first_row = next(line for line in shown.output.splitlines() if line.strip("│┃| ").startswith("1 "))
     assert "Paris" in first_row
+
+
+def test_index_build_settles_auto_chunking_on_a_labelled_sample(tmp_path, tiny_model_dirs, corpus_file):
+    sample = tmp_path / "sample"
+    (sample / "qrels").mkdir(parents=True)
+    docs = [json.loads(line) for line in corpus_file.read_text(encoding="utf-8").splitlines()[:6]]
+    (sample / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": f"d{i}", "text": d["text"]}) + "\n" for i, d in enumerate(docs)), encoding="utf-8"
+    )
+    (sample / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": d["text"][:40]}) + "\n" for i, d in enumerate(docs[:3])),
+        encoding="utf-8",
+    )
+    (sample / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(3)), encoding="utf-8"
+    )
+    runner = CliRunner()
+    model = str(tiny_model_dirs["llama"])
+    base = ["index", "build", str(corpus_file), "-m", model, "--no-bm25", "--auto-sample", str(sample)]
+    refused = runner.invoke(app, [*base, "-o", str(tmp_path / "a")])
+    assert refused.exit_code != 0 and "pass --chunking auto" in refused.output
+    built = runner.invoke(app, [*base, "-o", str(tmp_path / "b"), "--chunking", "auto", "--chunk-tokens", "8"])
+    assert built.exit_code == 0, built.output
+    assert "nDCG@10 on" in built.output and "first" in built.output and "mean" in built.output
+    chosen = built.output.split("chunking ", 1)[1].split()[0]
+    assert VectorIndex.load(tmp_path / "b").recipe.chunking == chosen  # the index records the sample's choice

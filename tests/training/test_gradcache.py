@@ -81,3 +81,28 @@ def test_gradcache_replays_dropout_exactly(tiny_model_dirs):
     torch.manual_seed(6)  # other masks → other gradients: dropout really is on
     _, other = _gradients(embedder, groups, chunk_size=chunk)
     assert any(not torch.allclose(reference[n], other[n], atol=1e-6) for n in reference)
+
+
+def test_gradcache_equals_plain_backward_for_token_vectors(tiny_model_dirs):
+    """Late interaction: texts as padded token vectors (one width for every chunk), MaxSim InfoNCE."""
+    from llembed.training.losses import LateInteractionLoss
+
+    embedder = _lora_embedder(tiny_model_dirs["llama"], dropout=0.0).replace(exclude_prompt=True)
+    embedder.backbone.model.eval()
+    groups = _groups(24)
+    loss_fn = LateInteractionLoss(0.05)
+
+    def gradients(chunk_size):
+        model = embedder.backbone.model
+        model.zero_grad(set_to_none=True)
+        encoders = {name: (lambda texts: embedder.forward_tokens(texts, width=16)) for name in groups}
+        loss = contrastive_backward(
+            groups, encoders, lambda r: loss_fn(r["queries"], r["positives"], r["negatives"]), chunk_size
+        )
+        return loss, {name: p.grad.clone() for name, p in trainable_parameters(model)}
+
+    plain_loss, plain = gradients(None)
+    cached_loss, cached = gradients(8)
+    assert cached_loss == pytest.approx(plain_loss, abs=1e-5)
+    assert any(g.abs().max() > 0 for g in plain.values())
+    _assert_same(plain, cached)

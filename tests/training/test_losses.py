@@ -121,3 +121,54 @@ def test_cosent_matryoshka_averages_the_truncated_losses():
     whole = CoSENTLoss(matryoshka_dims=[8, 2])(first, second, labels)
     parts = [CoSENTLoss()(first[:, :d], second[:, :d], labels) for d in (8, 2)]
     assert whole.item() == pytest.approx(sum(p.item() for p in parts) / 2, rel=1e-6)
+
+
+def test_maxsim_by_hand_ignores_padding_rows():
+    from llembed.training.losses.late_interaction import maxsim_scores
+
+    # query: tokens (1, 0) and (0, 1), then a padding row; candidate A: (1, 0) and (-1, 0) padded; B: (0, 2)
+    queries = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]])
+    candidates = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0]], [[0.0, 2.0], [0.0, 0.0], [0.0, 0.0]]])
+    scores = maxsim_scores(queries, candidates)
+    # A: token 1 best 1, token 2 best 0 (the padding row, also 0, must not count: -1 and 1 are the real ones)
+    # B: token 1 best cos((1,0),(0,1)) = 0, token 2 best 1 → mean 0.5 each
+    assert scores.tolist() == [[pytest.approx(0.5), pytest.approx(0.5)]]
+    # a candidate whose only real token is opposite: the padding's cosine 0 would win if it were matched
+    opposite = torch.tensor([[[-1.0, -1.0], [0.0, 0.0], [0.0, 0.0]]])
+    assert maxsim_scores(queries, opposite).item() == pytest.approx(-1 / math.sqrt(2))
+
+
+def test_maxsim_equals_search_time_maxsim():
+    import numpy as np
+
+    from llembed.multivector import MultiVectors, maxsim
+    from llembed.training.losses.late_interaction import maxsim_scores
+
+    generator = torch.Generator().manual_seed(0)
+    lengths_q, lengths_d = [3, 5], [2, 6, 4]
+
+    def padded(lengths):
+        rows = torch.zeros(len(lengths), 6, 8)
+        for i, n in enumerate(lengths):
+            rows[i, :n] = torch.randn(n, 8, generator=generator)
+        return rows
+
+    q, d = padded(lengths_q), padded(lengths_d)
+    search = maxsim(
+        MultiVectors.of([q[i, :n].numpy() for i, n in enumerate(lengths_q)]),
+        MultiVectors.of([d[i, :n].numpy() for i, n in enumerate(lengths_d)]),
+    )
+    np.testing.assert_allclose(maxsim_scores(q, d).numpy(), search, atol=1e-6)
+
+
+def test_late_interaction_loss_is_cross_entropy_over_maxsim():
+    from llembed.training.losses import LateInteractionLoss
+    from llembed.training.losses.late_interaction import maxsim_scores
+
+    generator = torch.Generator().manual_seed(1)
+    q, p, n = (torch.randn(k, 4, 8, generator=generator) for k in (2, 2, 3))
+    scores = maxsim_scores(q, torch.cat([p, n])).tolist()
+    expected = (_ce([v / 0.1 for v in scores[0]], 0) + _ce([v / 0.1 for v in scores[1]], 1)) / 2
+    assert LateInteractionLoss(0.1)(q, p, n).item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="temperature"):
+        LateInteractionLoss(0.0)

@@ -156,6 +156,13 @@ def index_build_command(
     pool_factor: Annotated[
         int, typer.Option(help="With --multivector: merge similar vectors, about this many into one", min=1)
     ] = 1,
+    auto_sample: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --chunking auto: a small labelled retrieval set from this collection (BEIR layout); auto "
+            "keeps the chunking (first | mean | none) that scores best on it instead of the length rule"
+        ),
+    ] = None,
     recipe_fields: dict | None = None,
 ) -> None:
     """Embed a corpus into a searchable index folder (resumable: re-run the same command after a crash)."""
@@ -181,6 +188,15 @@ def index_build_command(
         return
     table = read_corpus(corpus, text_field, id_field)
     embedder = load_embedder(model, recipe, **recipe_fields)
+    if auto_sample is not None:
+        from llembed.evaluation.datasets import load_dataset
+        from llembed.evaluation.long_documents import choose_chunking_on_sample
+
+        if embedder.recipe.chunking != "auto":
+            raise LlembedError("--auto-sample settles chunking: auto: pass --chunking auto with it")
+        embedder, scores = choose_chunking_on_sample(embedder, load_dataset(auto_sample), batch_size=batch_size)
+        tried = ", ".join(f"{name} {value:.2f}" for name, value in scores.items())
+        console.print(f"chunking {embedder.recipe.chunking} (nDCG@10 on {auto_sample}: {tried})")
     console.print(f"[bold]{embedder}[/bold]\n{len(table.texts)} documents")
     path = build_index(
         embedder, table, output, kind, sparse, batch_size,

@@ -19,6 +19,7 @@ import numpy as np
 
 from llembed.embedder import Embedder
 from llembed.errors import InputError
+from llembed.evaluation.datasets import Dataset
 from llembed.evaluation.tasks.retrieval import RetrievalTask
 from llembed.multivector import MultiVectors, embed_multivector, maxsim
 
@@ -124,3 +125,38 @@ def evaluate_long(
             read[side][name] = compute() if cache is None else cache(side, name, compute)
     seconds = {f"{side}: {name}": r.seconds for side, by in read.items() for name, r in by.items()}
     return score_pairings(task, read["query"], read["document"]), seconds
+
+
+AUTO_CANDIDATES = ("first", "mean", "none")
+"""What ``chunking: auto`` chooses among when a labelled sample settles it (``none``: texts cut at the window)."""
+
+
+def choose_chunking_on_sample(
+    embedder: Embedder, sample: Dataset, candidates: Sequence[str] = AUTO_CANDIDATES, batch_size: int = 32
+) -> tuple[Embedder, dict[str, float]]:
+    """``chunking: auto`` settled by a small labelled retrieval sample of the user's own collection (queries,
+    documents and judgements in BEIR layout) instead of the length rule: each candidate is scored on it
+    (nDCG@10) and the best kept; a tie goes to the length rule's choice for the sample's documents. Returns the
+    embedder with that chunking (any other recipe as it is) and every candidate's score."""
+    from llembed.chunked import resolve_chunking
+    from llembed.evaluation.evaluate import evaluate
+    from llembed.evaluation.tasks import make_task
+
+    if embedder.recipe.chunking != "auto":
+        return embedder, {}
+    if sample.type != "retrieval":
+        raise InputError(f"a chunking sample must be a labelled retrieval set, not {sample.type!r}")
+    unknown = sorted(set(candidates) - set(AUTO_CANDIDATES))
+    if unknown or not candidates:
+        raise InputError(f"chunking candidates must be among {', '.join(AUTO_CANDIDATES)}, not {unknown}")
+    task = make_task(sample)
+    by_rule = resolve_chunking(embedder, list(sample.corpus.values())).recipe.chunking
+    chunk = embedder.recipe.chunk_tokens or CHUNK_TOKENS
+    scores: dict[str, float] = {}
+    for candidate in candidates:
+        changes = {"chunking": candidate, "truncation": True}
+        changes |= {"chunk_tokens": None} if candidate == "none" else {"chunk_tokens": chunk}
+        scores[candidate] = evaluate(embedder.replace(**changes), task, batch_size)[0].scores["ndcg_at_10"]
+    best = max(scores, key=lambda name: (scores[name], name == by_rule))
+    chosen = {"chunking": best} | ({"truncation": True} if best == "none" else {"chunk_tokens": chunk})
+    return embedder.replace(**chosen), scores

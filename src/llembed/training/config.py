@@ -4,7 +4,7 @@
 data: [examples/data/snli_triplets.jsonl]
 output_dir: runs/snli-lora
 recipe: {prompt: prompteol, pooling: last}     # the embedder being tuned (any Recipe field)
-objective: contrastive                          # contrastive | mntp | simcse | rerank
+objective: contrastive                          # contrastive | late-interaction | mntp | simcse | rerank
 method: lora                                    # lora | full
 lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: all-linear}
 batch_size: 64                                  # global, across processes
@@ -28,7 +28,7 @@ from llembed.errors import RecipeError
 from llembed.io_utils import atomic_write_text
 from llembed.training.losses.embedder_distillation import MODES
 
-OBJECTIVES = ("contrastive", "mntp", "simcse", "rerank")
+OBJECTIVES = ("contrastive", "late-interaction", "mntp", "simcse", "rerank")
 RERANK_LOSSES = ("listwise", "pointwise")
 METHODS = ("lora", "full")
 ON_LEAK = ("fail", "drop", "warn")
@@ -64,6 +64,8 @@ class TrainConfig:
     output_dir: str
     recipe: dict[str, Any] = field(default_factory=dict)
     objective: str = "contrastive"
+    """``contrastive``: one vector a text, InfoNCE; ``late-interaction``: token vectors scored by MaxSim (ColBERT),
+    for multi-vector search; ``mntp`` / ``simcse``: LLM2Vec's unsupervised stages; ``rerank``: the yes/no judge."""
     method: str = "lora"
     lora: LoraSettings = field(default_factory=LoraSettings)
     init_adapter: str | None = None
@@ -151,6 +153,12 @@ class TrainConfig:
             (self.lora.r > 0, "lora.r must be positive"),
             (self.init_adapter is None or self.method == "lora", "init_adapter continues a LoRA: method must be lora"),
             (bool(self.data), "data: give at least one file"),
+            (
+                self.objective != "late-interaction"
+                or (self.teacher is None and not self.score_distillation and not self.matryoshka_dims),
+                "objective late-interaction scores token vectors by MaxSim: teacher, score_distillation and "
+                "matryoshka_dims apply to one vector a text and cannot be used with it",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -1,4 +1,5 @@
-"""The training loop: contrastive (InfoNCE, CoSENT on graded pairs, distillation), MNTP, SimCSE and rerankers
+"""The training loop: contrastive (InfoNCE, CoSENT on graded pairs, distillation), late interaction (MaxSim over
+token vectors), MNTP, SimCSE and rerankers
 (listwise or pointwise, on the yes/no answer), with LoRA or full fine-tuning, GradCache, several processes, and
 atomic resumable checkpoints.
 
@@ -46,6 +47,7 @@ from llembed.training.losses import (
     CoSENTLoss,
     EmbedderDistillationLoss,
     InfoNCELoss,
+    LateInteractionLoss,
     ListwiseRerankLoss,
     PointwiseRerankLoss,
     RerankDistillationLoss,
@@ -111,6 +113,10 @@ class Trainer:
             config.schedule, self.optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps
         )
         self.infonce = InfoNCELoss(config.temperature, config.symmetric, config.matryoshka_dims)
+        self.late_interaction = LateInteractionLoss(config.temperature)
+        # token vectors are read as search reads them (multivector.embed_multivector's token unit): each text
+        # token's state, the prompt's left out; the same loaded, adapted model
+        self.token_reader = self.embedder.replace(pooling="mean", exclude_prompt=True)
         self.cosent = CoSENTLoss(config.cosent_scale, config.matryoshka_dims)
         self.score_loss = ScoreDistillationLoss(config.temperature, config.teacher_temperature)
         self.teacher = None
@@ -127,13 +133,15 @@ class Trainer:
         config = self.config
         if config.batch_size % self.world.size:
             raise RecipeError(f"batch_size {config.batch_size} must split evenly over {self.world.size} processes")
-        if config.objective in ("contrastive", "rerank"):
+        if config.objective in ("contrastive", "late-interaction", "rerank"):
             examples = load_examples(config.data)
             self.negatives = self._negatives_per_task(examples)
             if config.score_distillation > 0 and any(e.scores is None for e in examples if e.label is None):
                 raise InputError("score_distillation needs teacher 'scores' on every example")
-            if config.objective == "rerank" and any(e.label is not None for e in examples):
-                raise InputError("rerank training takes (query, positive, negatives) examples, not graded pairs")
+            if config.objective in ("rerank", "late-interaction") and any(e.label is not None for e in examples):
+                raise InputError(
+                    f"{config.objective} training takes (query, positive[, negatives]) examples, not graded pairs"
+                )
             if config.objective == "rerank" and not all(self.negatives.values()):
                 raise InputError(
                     "rerank training needs hard negatives on every example (the positive is judged against them): "
@@ -215,6 +223,12 @@ class Trainer:
         }
         if self.config.objective == "simcse":  # the same sentence twice; dropout makes the two views differ
             encoders = {name: self._encoder("text") for name in groups}
+        elif self.config.objective == "late-interaction":
+            encoders = {
+                "queries": self._token_encoder("query", instruction) if instructed else self._token_encoder("text"),
+                "positives": self._token_encoder("document"),
+                "negatives": self._token_encoder("document"),
+            }
         else:
             encoders = {
                 # with no instruction at all the task is symmetric: its queries are embedded as evaluation embeds a
@@ -241,6 +255,8 @@ class Trainer:
                 loss = q.new_zeros(())
             elif labels is not None:
                 loss = self.cosent(q, p, gather_with_local_grad(labels, world))
+            elif self.config.objective == "late-interaction":
+                loss = self.late_interaction(q, p, n)
             else:
                 loss = self.infonce(q, p, n)
             if scores is not None:
@@ -278,6 +294,11 @@ class Trainer:
 
     def _encoder(self, side: str, task: str | None = None):
         return lambda texts: self.embedder.forward(texts, side=side, task=task)
+
+    def _token_encoder(self, side: str, task: str | None = None):
+        # every text padded to the same width, so chunks (GradCache) and processes concatenate
+        width = self.token_reader.recipe.max_length
+        return lambda texts: self.token_reader.forward_tokens(texts, side=side, task=task, width=width)
 
     def _teacher_vectors(self, groups: dict[str, list[str]]) -> dict[str, torch.Tensor]:
         return {

@@ -3,6 +3,7 @@
 from llembed.training.losses.contrastive import InfoNCELoss
 from llembed.training.losses.cosent import CoSENTLoss
 from llembed.training.losses.embedder_distillation import EmbedderDistillationLoss
+from llembed.training.losses.late_interaction import LateInteractionLoss
 from llembed.training.losses.mntp import mntp_loss
 from llembed.training.losses.rerank_distillation import RerankDistillationLoss
 from llembed.training.losses.rerank_listwise import ListwiseRerankLoss
@@ -13,6 +14,7 @@ __all__ = [
     "CoSENTLoss",
     "EmbedderDistillationLoss",
     "InfoNCELoss",
+    "LateInteractionLoss",
     "ListwiseRerankLoss",
     "PointwiseRerankLoss",
     "RerankDistillationLoss",
