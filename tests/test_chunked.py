@@ -189,13 +189,16 @@ def test_auto_chooses_first_for_short_collections_and_mean_for_long_ones(tiny_ba
     from llembed.chunked import resolve_chunking
     from llembed.chunking import choose_chunking
 
-    assert choose_chunking([100, 300, 900], 256) == "first"  # the median fits 4 chunks (SciFact-like)
-    assert choose_chunking([100, 1100, 5000], 256) == "mean"  # it doesn't (AILA case documents)
+    assert choose_chunking([100, 200, 900], 256) == "first"  # the median fits one chunk (AILA statutes, NFCorpus)
+    assert choose_chunking([100, 300, 900], 256) == "none"  # within 4 chunks: read whole (SciFact-like)
+    assert choose_chunking([100, 1100, 5000], 256) == "mean"  # beyond (AILA case documents)
     assert choose_chunking([], 256) == "first"
     auto = make(tiny_backbones, prompt="none", chunking="auto", chunk_tokens=8)
-    short = resolve_chunking(auto, [words(5), words(32), words(80)])  # median 32 tokens: 4 chunks of 8
+    one = resolve_chunking(auto, [words(5), words(8), words(80)])  # median 8 tokens: one chunk of 8
+    whole = resolve_chunking(auto, [words(5), words(32), words(80)])  # median 32 tokens: 4 chunks of 8
     long = resolve_chunking(auto, [words(5), words(33), words(80)])
-    assert (short.recipe.chunking, short.recipe.chunk_tokens) == ("first", 8)
+    assert (one.recipe.chunking, one.recipe.chunk_tokens) == ("first", 8)
+    assert (whole.recipe.chunking, whole.recipe.chunk_tokens, whole.recipe.truncation) == ("none", None, True)
     assert (long.recipe.chunking, long.recipe.chunk_tokens) == ("mean", 8)
     assert resolve_chunking(auto.replace(chunking="late"), [words(40)]).recipe.chunking == "late"  # not auto
     assert resolve_chunking(make(tiny_backbones, chunking="auto"), [words(5)]).recipe.chunk_tokens == 256

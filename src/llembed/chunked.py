@@ -105,8 +105,8 @@ RESOLVE_SAMPLE = 2000
 
 def resolve_chunking(embedder: Embedder, documents: Sequence[str]) -> Embedder:
     """An embedder whose ``chunking: auto`` is chosen for this collection of ``documents``
-    (:func:`llembed.chunking.choose_chunking`: ``first`` when most fit one chunk, else ``mean``), chunks of
-    ``chunk_tokens`` or 256; any other recipe comes back as it is."""
+    (:func:`llembed.chunking.choose_chunking`: ``first``, ``none`` or ``mean`` by their median length), chunks of
+    ``chunk_tokens`` or 256 (``none``: read whole, cut at ``max_length``); any other recipe comes back as it is."""
     recipe = embedder.recipe
     if recipe.chunking != "auto":
         return embedder
@@ -116,7 +116,10 @@ def resolve_chunking(embedder: Embedder, documents: Sequence[str]) -> Embedder:
         picked = [picked[i] for i in sorted(rng.choice(len(picked), RESOLVE_SAMPLE, replace=False))]
     lengths = [len(ids) for ids in embedder.tokenizer(picked, add_special_tokens=False, verbose=False)["input_ids"]]
     chunk = recipe.chunk_tokens or SHORT_CHUNK_TOKENS
-    return embedder.replace(chunking=choose_chunking(lengths, chunk), chunk_tokens=chunk)
+    chosen = choose_chunking(lengths, chunk)
+    if chosen == "none":
+        return embedder.replace(chunking="none", chunk_tokens=None, truncation=True)
+    return embedder.replace(chunking=chosen, chunk_tokens=chunk)
 
 
 def first_chunks(embedder: Embedder, texts: Sequence[str], templates: Sequence[PromptTemplate], task: str | None):
