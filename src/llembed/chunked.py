@@ -115,11 +115,15 @@ def resolve_chunking(embedder: Embedder, documents: Sequence[str]) -> Embedder:
     if len(picked) > RESOLVE_SAMPLE:
         picked = [picked[i] for i in sorted(rng.choice(len(picked), RESOLVE_SAMPLE, replace=False))]
     lengths = [len(ids) for ids in embedder.tokenizer(picked, add_special_tokens=False, verbose=False)["input_ids"]]
-    chunk = recipe.chunk_tokens or SHORT_CHUNK_TOKENS
-    chosen = choose_chunking(lengths, chunk)
-    if chosen == "none":
+    return with_chunking(embedder, choose_chunking(lengths, recipe.chunk_tokens or SHORT_CHUNK_TOKENS))
+
+
+def with_chunking(embedder: Embedder, chunking: str) -> Embedder:
+    """The embedder with ``auto``'s choice made: ``none`` reads texts whole, cut at ``max_length``; ``first`` and
+    ``mean`` take chunks of the recipe's ``chunk_tokens`` or 256."""
+    if chunking == "none":
         return embedder.replace(chunking="none", chunk_tokens=None, truncation=True)
-    return embedder.replace(chunking=chosen, chunk_tokens=chunk)
+    return embedder.replace(chunking=chunking, chunk_tokens=embedder.recipe.chunk_tokens or SHORT_CHUNK_TOKENS)
 
 
 def first_chunks(embedder: Embedder, texts: Sequence[str], templates: Sequence[PromptTemplate], task: str | None):

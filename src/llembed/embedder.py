@@ -422,10 +422,7 @@ class Embedder:
         templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
         total = None
         for template in templates:
-            items = self.prompt_tokenizer.tokenize_texts(texts, template, task)
-            batch = collate(items, self.tokenizer.pad_token_id, self.padding_side)
-            hooks = self._block_hooks(template, batch, 0)
-            states = self.backbone.hidden_states(batch, self.layer_ids, self.recipe.bidirectional, hooks, grad=True)
+            batch, states = self._states_with_grad(texts, template, task)
             vectors = self._read(states, batch, template, self.spec)
             total = vectors if total is None else total + vectors
         return total / len(templates)
@@ -441,11 +438,8 @@ class Embedder:
         templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
         if len(templates) > 1:
             raise RecipeError(f"prompt {self.recipe.prompt!r} has {len(templates)} views: token vectors take one")
-        template, width = templates[0], width or self.recipe.max_length
-        items = self.prompt_tokenizer.tokenize_texts(texts, template, task)
-        batch = collate(items, self.tokenizer.pad_token_id, self.padding_side)
-        hooks = self._block_hooks(template, batch, 0)
-        states = self.backbone.hidden_states(batch, self.layer_ids, self.recipe.bidirectional, hooks, grad=True)
+        width = width or self.recipe.max_length
+        batch, states = self._states_with_grad(texts, templates[0], task)
         hidden = pooling_ops.average_layers(states, self.layer_ids).float()
         keep = (batch.text_mask & batch.attention_mask.bool()).to(hidden.device)
         # a stable sort brings each row's text tokens to the front in their order; the rest become zero rows
@@ -455,6 +449,16 @@ class Embedder:
         if gathered.shape[1] < width:
             gathered = torch.nn.functional.pad(gathered, (0, 0, 0, width - gathered.shape[1]))
         return gathered[:, :width]
+
+    def _states_with_grad(
+        self, texts: list[str], template: PromptTemplate, task: str | None
+    ) -> tuple[TokenBatch, dict[int, torch.Tensor]]:
+        """One batch of texts under ``template`` through the model with autograd: its tokens and the recipe's
+        layers' hidden states (no prefix cache: its keys/values would have to carry gradients too)."""
+        items = self.prompt_tokenizer.tokenize_texts(texts, template, task)
+        batch = collate(items, self.tokenizer.pad_token_id, self.padding_side)
+        hooks = self._block_hooks(template, batch, 0)
+        return batch, self.backbone.hidden_states(batch, self.layer_ids, self.recipe.bidirectional, hooks, grad=True)
 
     def _block_hooks(self, template: PromptTemplate, batch: TokenBatch, skip: int) -> list:
         return self.strategy.block_hooks(self.recipe, template, batch, skip, self.backbone.num_layers)

@@ -43,6 +43,12 @@ SciFact gives nDCG@10 16.59 alone, 36.98 at 0.2, against 35.91 for the first sta
 (``examples/results/rerank-panel/compare.md``)."""
 
 
+def modes_of(channels: tuple[str, ...]) -> tuple[str, ...]:
+    """The search modes an index of these ``channels`` can answer, its default first (``dense``, or
+    ``multivector`` on a multi-vector index)."""
+    return tuple(mode for mode, needs in MODES.items() if set(needs) <= set(channels))
+
+
 def channels_of(mode: str, available: tuple[str, ...] | None = None, where: str = "this index") -> tuple[str, ...]:
     """The channels of ``mode``; with ``available``, an :class:`InputError` naming what is missing."""
     if mode not in MODES:

@@ -13,7 +13,15 @@ from rich.table import Table
 
 from llembed.cli.common import ModelOpt, RecipeOpt, console, handle_errors, load_embedder, out, recipe_flags
 from llembed.errors import LlembedError
-from llembed.fusion import DEFAULT_FUSION, MODES, RERANK_WEIGHT, channels_of, check_fusion, check_rerank_weight
+from llembed.fusion import (
+    DEFAULT_FUSION,
+    MODES,
+    RERANK_WEIGHT,
+    channels_of,
+    check_fusion,
+    check_rerank_weight,
+    modes_of,
+)
 
 index_app = typer.Typer(
     help="Build vector indexes (faiss, plus an optional sparse inverted index).", no_args_is_help=True
@@ -241,7 +249,7 @@ def search_command(
     weights = _weights(weight) if weight else None
     # the request is checked against the index's manifest before the index and its model load
     available = VectorIndex.channels_of_manifest(VectorIndex.read_manifest(index))
-    mode = mode or ("multivector" if available == ("multivector",) else "dense")
+    mode = mode or modes_of(available)[0]
     check_fusion(fusion, weights, channels_of(mode, available, index.name))
     loaded = VectorIndex.load(index)
     found = loaded.search(list(query), max(k, rerank_top) if reranker else k, mode, fusion, weights)

@@ -65,6 +65,12 @@ class TaskResult:
         return self.scores["main"]
 
 
+def query_instruction(embedder: Embedder, task: Task) -> str | None:
+    """What a task's queries are embedded with under instruction prompts: the dataset's task description, unless
+    the recipe names its own."""
+    return embedder.recipe.task or task.dataset.meta.get("instruction")
+
+
 def pool_requests(
     embedder: Embedder, task: Task, specs: list[PoolSpec], batch_size: int = 32, memo=None
 ) -> tuple[dict[str, dict[PoolSpec, torch.Tensor]], Efficiency]:
@@ -76,8 +82,7 @@ def pool_requests(
     pooled = {}
     requests = task.requests()
     embedder = resolve_chunking(embedder, requests.get("document", []))  # ``auto``: chosen for this collection
-    # queries take the dataset's task description under instruction prompts, unless the recipe names its own
-    instruction = embedder.recipe.task or task.dataset.meta.get("instruction")
+    instruction = query_instruction(embedder, task)
     for side, texts in requests.items():
         found = memo.get(side, specs) if memo is not None else None
         if found is not None:
@@ -127,7 +132,7 @@ def multivector_result(embedder: Embedder, task: Task, unit: str, batch_size: in
     requests = task.requests()
     if set(requests) != {"query", "document"} or not hasattr(task, "score_similarity"):
         raise InputError(f"multi-vector scoring needs queries and documents; {task.name} is {task.type}")
-    instruction = embedder.recipe.task or task.dataset.meta.get("instruction")
+    instruction = query_instruction(embedder, task)
     efficiency = Efficiency()
     found = {}
     for side, texts in requests.items():

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llembed.chunked import resolve_chunking, with_chunking
 from llembed.embedder import Embedder
 from llembed.errors import InputError
 from llembed.evaluation.datasets import Dataset
+from llembed.evaluation.evaluate import evaluate, query_instruction
+from llembed.evaluation.tasks import make_task
 from llembed.evaluation.tasks.retrieval import RetrievalTask
 from llembed.multivector import MultiVectors, embed_multivector, maxsim
 
@@ -115,7 +118,7 @@ def evaluate_long(
     if unknown:
         raise InputError(f"unknown reading {unknown[0]!r}; choose from {', '.join(known)}")
     requests = task.requests()
-    instruction = embedder.recipe.task or task.dataset.meta.get("instruction")
+    instruction = query_instruction(embedder, task)
     read: dict[str, dict[str, Read]] = {"query": {}, "document": {}}
     for side, names in (("query", query_readings), ("document", document_readings)):
         for name in names:
@@ -138,10 +141,6 @@ def choose_chunking_on_sample(
     documents and judgements in BEIR layout) instead of the length rule: each candidate is scored on it
     (nDCG@10) and the best kept; a tie goes to the length rule's choice for the sample's documents. Returns the
     embedder with that chunking (any other recipe as it is) and every candidate's score."""
-    from llembed.chunked import resolve_chunking
-    from llembed.evaluation.evaluate import evaluate
-    from llembed.evaluation.tasks import make_task
-
     if embedder.recipe.chunking != "auto":
         return embedder, {}
     if sample.type != "retrieval":
@@ -151,12 +150,11 @@ def choose_chunking_on_sample(
         raise InputError(f"chunking candidates must be among {', '.join(AUTO_CANDIDATES)}, not {unknown}")
     task = make_task(sample)
     by_rule = resolve_chunking(embedder, list(sample.corpus.values())).recipe.chunking
-    chunk = embedder.recipe.chunk_tokens or CHUNK_TOKENS
-    scores: dict[str, float] = {}
-    for candidate in candidates:
-        changes = {"chunking": candidate, "truncation": True}
-        changes |= {"chunk_tokens": None} if candidate == "none" else {"chunk_tokens": chunk}
-        scores[candidate] = evaluate(embedder.replace(**changes), task, batch_size)[0].scores["ndcg_at_10"]
+    # evaluation cuts over-long texts whatever the recipe's truncation (as mteb does), so each candidate scores
+    # as the embedder it would become
+    scores = {
+        candidate: evaluate(with_chunking(embedder, candidate), task, batch_size)[0].scores["ndcg_at_10"]
+        for candidate in candidates
+    }
     best = max(scores, key=lambda name: (scores[name], name == by_rule))
-    chosen = {"chunking": best} | ({"truncation": True} if best == "none" else {"chunk_tokens": chunk})
-    return embedder.replace(**chosen), scores
+    return with_chunking(embedder, best), scores

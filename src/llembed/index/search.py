@@ -14,7 +14,7 @@ import torch
 
 from llembed.embedder import Embedder, PoolSpec
 from llembed.errors import InputError
-from llembed.fusion import DEFAULT_FUSION, MODES, channels_of, check_fusion, fuse
+from llembed.fusion import DEFAULT_FUSION, channels_of, check_fusion, fuse, modes_of
 from llembed.index.build import recipe_hash
 from llembed.io_utils import iter_jsonl
 from llembed.output import unit_rows
@@ -122,8 +122,8 @@ class VectorIndex:
 
     @property
     def modes(self) -> tuple[str, ...]:
-        """The search modes this index can answer."""
-        return tuple(mode for mode, needs in MODES.items() if set(needs) <= set(self.channels))
+        """The search modes this index can answer, its default first."""
+        return modes_of(self.channels)
 
     def search(
         self,
