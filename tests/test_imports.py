@@ -1,7 +1,9 @@
 """The package's imports go one way: core ← integrations ← jobs ← cli, and no module imports itself back.
 
-Imports are read from the source (every ``import``, also those inside functions, since a lazy import is still
-a dependency), so the test fails on a cycle or an upward import before anything runs.
+Imports are read from the source: every ``import``, also those inside functions (a lazy import is still a
+dependency) and under ``if TYPE_CHECKING:`` (an annotation that names a module above is a cycle waiting for its
+first runtime use). Importing ``a.b.c`` from outside package ``a.b`` runs ``a/b/__init__.py`` first, so it counts
+as importing ``a.b`` too. The test fails on a cycle or an upward import before anything runs.
 """
 
 from __future__ import annotations
@@ -51,17 +53,7 @@ def imports_of(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[str] = set()
     this = module_name(path)
-    # imports under `if TYPE_CHECKING:` are for annotations only: nothing runs them
-    typing_only = {
-        id(inner)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-        for statement in node.body
-        for inner in ast.walk(statement)
-    }
     for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "llembed"}
         elif isinstance(node, ast.ImportFrom):
@@ -74,7 +66,14 @@ def imports_of(path: Path) -> set[str]:
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
                 found.add(candidate if candidate in MODULES else base)
-    return found - {this}
+    return (found | {parent for name in found for parent in _outer_packages(name, this)}) - {this}
+
+
+def _outer_packages(name: str, importer: str) -> list[str]:
+    """The packages whose ``__init__`` importing ``name`` runs, short of those ``importer`` already sits in."""
+    parts = name.split(".")
+    packages = [".".join(parts[:end]) for end in range(2, len(parts))]
+    return [package for package in packages if not (importer + ".").startswith(package + ".")]
 
 
 MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
@@ -145,6 +144,8 @@ def test_the_checker_sees_an_upward_import_and_a_cycle(tmp_path):
     (planted / "c.py").write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from llembed.cli import app\n"
     )
+    (planted / "d.py").write_text("from llembed.cli.sub import thing\n")
+    (planted / "cli" / "sub.py").write_text("from llembed.cli.inner import x\n")
     global PACKAGE, MODULES
     saved = PACKAGE, MODULES
     try:
@@ -155,4 +156,6 @@ def test_the_checker_sees_an_upward_import_and_a_cycle(tmp_path):
         PACKAGE, MODULES = saved
     assert "llembed.cli" in graph["llembed.recipe"] and layer_of("llembed.cli") == "cli"
     assert "llembed.b" in graph["llembed.a"] and "llembed.a" in graph["llembed.b"]
-    assert graph["llembed.c"] == set()  # annotations only
+    assert graph["llembed.c"] == {"llembed.cli"}  # an annotation-only import is still an edge
+    assert graph["llembed.d"] == {"llembed.cli", "llembed.cli.sub"}  # the package's __init__ runs first
+    assert graph["llembed.cli.sub"] == set()  # inside its own package: no edge to it (inner is not a module here)

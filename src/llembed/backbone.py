@@ -20,7 +20,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +31,11 @@ from llembed.allocator import keep_freed_memory
 from llembed.errors import InputError, RecipeError
 from llembed.model_sources import ModelSource, dequantized_gguf
 from llembed.prefix_cache import PrefixCache, PrefixState
-from llembed.prompts import BlockHook
 from llembed.tokenization import TokenBatch
+
+BlockHook = tuple[int, Callable]
+"""(block index, forward pre-hook ``(module, args, kwargs) -> (args, kwargs) | None``) a pass installs: how a
+prompt strategy (Token Prepending) acts inside the model without the backbone knowing it."""
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -33,10 +33,9 @@ from llembed.chunking import (
     plan_windows,
 )
 from llembed.errors import RecipeError
+from llembed.forward import ForwardLoop, PoolSpec
 from llembed.prompts import PromptTemplate
-
-if TYPE_CHECKING:
-    from llembed.embedder import Embedder, PoolSpec
+from llembed.recipe import Recipe
 
 WINDOW_MARGIN = 4  # a window's text re-tokenized on its own may come out a token or two longer
 POOL_ROWS_TOKENS = 1 << 16  # chunk rows × columns pooled at once: bounds the copies of a long window's states
@@ -77,12 +76,12 @@ class ChunkedTexts:
         }
 
 
-def chunk_sizes(embedder: Embedder, templates: Sequence[PromptTemplate], task: str | None) -> tuple[int, int]:
+def chunk_sizes(loop: ForwardLoop, templates: Sequence[PromptTemplate], task: str | None) -> tuple[int, int]:
     """``(chunk_tokens, window)``: the recipe's chunk size, and the text tokens one pass holds with the prompt."""
-    recipe = embedder.recipe
+    recipe = loop.recipe
     rooms = []
     for template in templates:
-        overhead, copies = embedder.prompt_tokenizer.prompt_overhead(template, task)
+        overhead, copies = loop.prompt_tokenizer.prompt_overhead(template, task)
         rooms.append((recipe.max_length - overhead) // copies - WINDOW_MARGIN)
     window = min(rooms)
     if window <= 0:
@@ -103,7 +102,23 @@ RESOLVE_SAMPLE = 2000
 """Documents whose lengths decide ``chunking: auto`` (a random sample of a larger collection, fixed seed)."""
 
 
-def resolve_chunking(embedder: Embedder, documents: Sequence[str]) -> Embedder:
+class Rechunkable(Protocol):
+    """What choosing ``auto``'s chunking reads of an :class:`llembed.Embedder` (a protocol, so this module stays
+    below the embedder that uses it)."""
+
+    @property
+    def recipe(self) -> Recipe: ...
+
+    @property
+    def tokenizer(self) -> Any: ...
+
+    def replace(self, **changes: Any) -> Any: ...
+
+
+E = TypeVar("E", bound=Rechunkable)
+
+
+def resolve_chunking(embedder: E, documents: Sequence[str]) -> E:
     """An embedder whose ``chunking: auto`` is chosen for this collection of ``documents``
     (:func:`llembed.chunking.choose_chunking`: ``first``, ``none`` or ``mean`` by their median length), chunks of
     ``chunk_tokens`` or 256 (``none``: read whole, cut at ``max_length``); any other recipe comes back as it is."""
@@ -118,7 +133,7 @@ def resolve_chunking(embedder: Embedder, documents: Sequence[str]) -> Embedder:
     return with_chunking(embedder, choose_chunking(lengths, recipe.chunk_tokens or SHORT_CHUNK_TOKENS))
 
 
-def with_chunking(embedder: Embedder, chunking: str) -> Embedder:
+def with_chunking(embedder: E, chunking: str) -> E:
     """The embedder with ``auto``'s choice made: ``none`` reads texts whole, cut at ``max_length``; ``first`` and
     ``mean`` take chunks of the recipe's ``chunk_tokens`` or 256."""
     if chunking == "none":
@@ -126,10 +141,10 @@ def with_chunking(embedder: Embedder, chunking: str) -> Embedder:
     return embedder.replace(chunking=chunking, chunk_tokens=embedder.recipe.chunk_tokens or SHORT_CHUNK_TOKENS)
 
 
-def first_chunks(embedder: Embedder, texts: Sequence[str], templates: Sequence[PromptTemplate], task: str | None):
+def first_chunks(loop: ForwardLoop, texts: Sequence[str], templates: Sequence[PromptTemplate], task: str | None):
     """Each text cut after its first chunk's last token (FirstP); a text of one chunk as it is."""
-    chunk, _ = chunk_sizes(embedder, templates, task)
-    encoded = embedder.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    chunk, _ = chunk_sizes(loop, templates, task)
+    encoded = loop.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     return [
         text if len(offsets) <= chunk else text[: offsets[chunk - 1][1]]
         for text, offsets in zip(texts, encoded["offset_mapping"], strict=True)
@@ -137,7 +152,7 @@ def first_chunks(embedder: Embedder, texts: Sequence[str], templates: Sequence[P
 
 
 def pool_chunks(
-    embedder: Embedder,
+    loop: ForwardLoop,
     texts: Sequence[str],
     specs: Sequence[PoolSpec],
     templates: Sequence[PromptTemplate],
@@ -147,9 +162,9 @@ def pool_chunks(
     late: bool,
 ) -> ChunkedTexts:
     """Every text's chunk vectors for every spec (views averaged), independent (``late=False``) or late."""
-    chunk, window = chunk_sizes(embedder, templates, task)
-    overlap = embedder.recipe.chunk_overlap
-    encoded = embedder.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    chunk, window = chunk_sizes(loop, templates, task)
+    overlap = loop.recipe.chunk_overlap
+    encoded = loop.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     offsets = [[tuple(pair) for pair in row] for row in encoded["offset_mapping"]]
     plans = [plan_chunks(row, len(text), chunk, overlap) for row, text in zip(offsets, texts, strict=True)]
     owners = [index for index, plan in enumerate(plans) for _ in plan.char_spans]
@@ -158,14 +173,14 @@ def pool_chunks(
         pieces = [texts[i][a:b] if len(plans[i].char_spans) > 1 else texts[i] for i, (a, b) in _chunks(plans)]
         total = len(pieces) * len(templates)
         with _bar(total, batch_size, show_progress_bar, "chunks") as bar:
-            pooled = embedder._pool_texts(pieces, specs, templates, task, batch_size, True, bar)
+            pooled = loop.pool_texts(pieces, specs, templates, task, batch_size, True, bar)
         return ChunkedTexts(pooled, owners, spans)
     windows = [(i, w) for i, plan in enumerate(plans) for w in plan_windows(plan, offsets[i], len(texts[i]), window)]
     first_chunk = np.cumsum([0] + [len(plan.char_spans) for plan in plans]).tolist()
-    sums = {spec: torch.zeros((len(owners), embedder.backbone.hidden_size)) for spec in specs}
+    sums = {spec: torch.zeros((len(owners), loop.backbone.hidden_size)) for spec in specs}
     with _bar(len(windows) * len(templates), batch_size, show_progress_bar, "windows") as bar:
         for template in templates:
-            _late_pass(embedder, texts, plans, windows, first_chunk, specs, template, task, batch_size, sums, bar)
+            _late_pass(loop, texts, plans, windows, first_chunk, specs, template, task, batch_size, sums, bar)
     return ChunkedTexts({spec: value / len(templates) for spec, value in sums.items()}, owners, spans)
 
 
@@ -179,7 +194,7 @@ def _bar(total: int, batch_size: int, show: bool | None, unit: str) -> tqdm:
 
 
 def _late_pass(
-    embedder: Embedder,
+    loop: ForwardLoop,
     texts: Sequence[str],
     plans: Sequence[ChunkPlan],
     windows: Sequence[tuple[int, Window]],
@@ -192,7 +207,7 @@ def _late_pass(
     bar: tqdm,
 ) -> None:
     """Run every window under one template; add each chunk's pooled vector to ``sums``."""
-    recipe = embedder.recipe
+    recipe = loop.recipe
     whole_rows = not pooling_ops.get_pooling(recipe.pooling).uses_pool_mask
     # the text's outer chunks pool the prompt around it exactly as a plain pass would
     take_prompt = whole_rows or not (recipe.exclude_prompt or template.pool_occurrence == "last")
@@ -200,9 +215,9 @@ def _late_pass(
     for start in range(0, len(windows), GROUP_TEXTS):
         group = windows[start : start + GROUP_TEXTS]
         window_texts = [_window_text(texts[i], w, plans[i]) for i, w in group]
-        items = embedder.prompt_tokenizer.tokenize_texts(window_texts, template, task, True, offsets=True)
-        embedder.last_stats["tokens"] += sum(len(item.ids) for item in items)
-        embedder.last_stats["truncated"] += sum(item.truncated for item in items)
+        items = loop.prompt_tokenizer.tokenize_texts(window_texts, template, task, True, offsets=True)
+        loop.last_stats["tokens"] += sum(len(item.ids) for item in items)
+        loop.last_stats["truncated"] += sum(item.truncated for item in items)
         ranges = []  # per window: (global chunk index, first token, end token) in the window's own tokens
         for (index, w), text, item in zip(group, window_texts, items, strict=True):
             text_at = template.render(text, task).pooled_spans[-1][0] - w.char_span[0]
@@ -217,13 +232,13 @@ def _late_pass(
                 end = len(item.ids) if (take_prompt and chunk == last) else end
                 found.append((first_chunk[index] + chunk, first, end))
             ranges.append(found)
-        prefix = embedder._shared_prefix(items, template, task, layer_ids)
+        prefix = loop.shared_prefix(items, template, task, layer_ids)
         skip = 0 if prefix is None else prefix.length
-        for rows, batch in embedder._batches(items, batch_size, skip):
-            hooks = embedder._block_hooks(template, batch, skip)
-            states = embedder.backbone.hidden_states(batch, layer_ids, recipe.bidirectional, hooks, prefix)
+        for rows, batch in loop.batches(items, batch_size, skip):
+            hooks = loop.block_hooks(template, batch, skip)
+            states = loop.backbone.hidden_states(batch, layer_ids, recipe.bidirectional, hooks, prefix)
             lengths = [len(items[r].ids) for r in rows.tolist()]
-            chunk_ids, row_ids, masks = _chunk_masks(batch, lengths, ranges, rows, skip, embedder.padding_side)
+            chunk_ids, row_ids, masks = _chunk_masks(batch, lengths, ranges, rows, skip, loop.padding_side)
             for spec in specs:
                 hidden = pooling_ops.average_layers(states, spec.layers)
                 sums[spec][chunk_ids] += _pool_masks(spec.pooling, hidden, batch, row_ids, masks, whole_rows).cpu()

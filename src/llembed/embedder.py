@@ -1,7 +1,8 @@
 """Embedder: the one door in. text → prompt → tokens → backbone → hidden states → pooling → vectors.
 
 Everything else (CLI, evaluation, server, training, Ray) calls this class; only it knows the whole pipeline.
-The tensor code lives below it: pooling (``pooling.py``), the forward pass (``backbone.py``), the shared
+The tensor code lives below it: the forward loop over batches (``forward.py``), pooling (``pooling.py``), the
+model's pass (``backbone.py``), the shared
 prefix (``prefix_cache.py``), output formats (``output.py``) and the LM-head lexical weights (``sparse.py``);
 what a model name means is ``resolve.py``'s business.
 """
@@ -13,7 +14,6 @@ import itertools
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -23,35 +23,25 @@ from tqdm.auto import tqdm
 
 from llembed import pooling as pooling_ops
 from llembed.backbone import Backbone, load_backbone
-from llembed.batching import GROUP_TEXTS, token_budget_batches
+from llembed.batching import GROUP_TEXTS
 from llembed.chunked import ChunkedTexts, TextChunks, first_chunks, pool_chunks
 from llembed.chunking import chunking_of
 from llembed.errors import InputError, RecipeError
+from llembed.forward import DEFAULT_MAX_BATCH_TOKENS, ForwardLoop, PoolSpec
 from llembed.output import as_float, cosine_matrix, format_vectors
-from llembed.prefix_cache import PrefixState
 from llembed.prompts import PromptTemplate, Strategy, resolve_strategy, templates_for
-from llembed.recipe import Recipe, resolve_layers
+from llembed.recipe import Recipe
 from llembed.resolve import Resolved, resolve
 from llembed.sparse import lexical_weights, lm_logits, to_csr, to_token_dicts
 from llembed.thinking import Thinker, make_thinker
-from llembed.tokenization import PromptTokenizer, TokenBatch, TokenizedText, collate, shared_prefix_length
+from llembed.tokenization import PromptTokenizer
 
 Side = Literal["text", "query", "document"]
 SIDES: tuple[str, ...] = ("text", "query", "document")
 DECODER_DEFAULTS = {"prompt": "prompteol", "pooling": "last", "normalize": True}
 ENCODER_DEFAULTS = {"prompt": "none", "pooling": "mean", "normalize": True}
 CHUNKED_GROUP_TEXTS = 256  # long texts chunked and averaged together: bounds the chunks held at once
-DEFAULT_MAX_BATCH_TOKENS = 4096  # keeps activations of long texts bounded; short texts batch wider
-MIN_PREFIX_TOKENS = 2  # shorter shared prefixes aren't worth a cache
-MIN_COMPILED_PREFIX_TOKENS = 64  # with torch.compile: below this, run the prefix in the compiled pass
-
-
-@dataclass(frozen=True)
-class PoolSpec:
-    """One way to read a vector off a forward pass: a pooling over an average of layers."""
-
-    pooling: str
-    layers: tuple[int, ...]
+__all__ = ["DEFAULT_MAX_BATCH_TOKENS", "Embedder", "PoolSpec", "validate_texts"]  # PoolSpec: llembed.forward's
 
 
 class Embedder:
@@ -64,27 +54,54 @@ class Embedder:
     def __init__(self, backbone: Backbone, recipe: Recipe | None = None, defaults: Mapping[str, Any] | None = None):
         recipe, strategy = _complete(backbone, recipe or Recipe(), defaults or {})
         self.backbone = backbone
-        self._recipe = recipe
         self.strategy: Strategy = strategy
-        self.layer_ids = resolve_layers(recipe.layer, backbone.num_layers)
-        self.padding_side = recipe.padding_side or backbone.tokenizer.padding_side or "right"
-        self.prompt_tokenizer = PromptTokenizer(
-            backbone.tokenizer,
-            max_length=recipe.max_length,
-            truncation=recipe.truncation,
-            append_eos=pooling_ops.get_pooling(recipe.pooling).appends_eos,
-        )
-        self.last_stats: dict[str, float] = {}
-        """Texts, prompted tokens, empty and truncated texts, seconds of the last :meth:`pool` call."""
-        self.max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS
-        """Padded tokens per forward pass at most (``batch_size`` caps the rows); ``None``: rows only."""
-        self.prefix_cache = True
-        """Compute a prompt's shared prefix once (see ``_shared_prefix``); off only for comparisons."""
+        self.loop = ForwardLoop(backbone, recipe, strategy)
+        """The forward passes of this recipe (:mod:`llembed.forward`)."""
 
     @property
     def recipe(self) -> Recipe:
         """The complete recipe (defaults filled in); change it with :meth:`replace`."""
-        return self._recipe
+        return self.loop.recipe
+
+    @property
+    def layer_ids(self) -> list[int]:
+        """The recipe's layers, resolved against this backbone."""
+        return self.loop.layer_ids
+
+    @property
+    def padding_side(self) -> str:
+        return self.loop.padding_side
+
+    @property
+    def prompt_tokenizer(self) -> PromptTokenizer:
+        return self.loop.prompt_tokenizer
+
+    @property
+    def last_stats(self) -> dict[str, float]:
+        """Texts, prompted tokens, empty and truncated texts, seconds of the last :meth:`pool` call."""
+        return self.loop.last_stats
+
+    @last_stats.setter
+    def last_stats(self, value: dict[str, float]) -> None:
+        self.loop.last_stats = value
+
+    @property
+    def max_batch_tokens(self) -> int | None:
+        """Padded tokens per forward pass at most (``batch_size`` caps the rows); ``None``: rows only."""
+        return self.loop.max_batch_tokens
+
+    @max_batch_tokens.setter
+    def max_batch_tokens(self, value: int | None) -> None:
+        self.loop.max_batch_tokens = value
+
+    @property
+    def prefix_cache(self) -> bool:
+        """Compute a prompt's shared prefix once (:meth:`ForwardLoop.shared_prefix`); off only for comparisons."""
+        return self.loop.prefix_cache
+
+    @prefix_cache.setter
+    def prefix_cache(self, value: bool) -> None:
+        self.loop.prefix_cache = value
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -175,7 +192,7 @@ class Embedder:
     @property
     def spec(self) -> PoolSpec:
         """The recipe's pooling and layers."""
-        return PoolSpec(self.recipe.pooling, tuple(self.layer_ids))
+        return self.loop.spec
 
     def format(self, pooled: torch.Tensor, normalize: bool | None = None) -> np.ndarray:
         """Pooled float vectors → the recipe's output (Matryoshka cut, normalisation, precision)."""
@@ -287,12 +304,12 @@ class Embedder:
         started = time.perf_counter()
         chunking = chunking_of(self.recipe.chunking, side)
         if chunking == "first":  # the first chunk of each text, in one plain pass
-            texts = first_chunks(self, texts, templates, task)
+            texts = first_chunks(self.loop, texts, templates, task)
         if chunking in ("none", "first"):
             total = len(texts) * len(templates)
             disabled = _progress_disabled(show_progress_bar, total, batch_size)
             with tqdm(total=total, desc="embedding", unit="text", disable=disabled) as bar:
-                pooled = self._pool_texts(texts, specs, templates, task, batch_size, None if strict else True, bar)
+                pooled = self.loop.pool_texts(texts, specs, templates, task, batch_size, None if strict else True, bar)
         else:
             late = chunking == "late"
             pooled = self._pool_chunked_means(texts, specs, templates, task, batch_size, show_progress_bar, late)
@@ -332,7 +349,7 @@ class Embedder:
         texts, templates = self._prepare(texts, side, task, batch_size, allow_empty=True)
         started = time.perf_counter()
         late = chunking_of(self.recipe.chunking, side) == "late"
-        chunked = pool_chunks(self, texts, specs, templates, task, batch_size, show_progress_bar, late)
+        chunked = pool_chunks(self.loop, texts, specs, templates, task, batch_size, show_progress_bar, late)
         self.last_stats |= {"chunks": len(chunked.owners), "seconds": time.perf_counter() - started}
         return chunked
 
@@ -349,7 +366,7 @@ class Embedder:
             for start in range(0, len(texts), CHUNKED_GROUP_TEXTS):
                 group = texts[start : start + CHUNKED_GROUP_TEXTS]
                 inner = not disabled and one_group
-                chunked = pool_chunks(self, group, specs, templates, task, batch_size, inner, late)
+                chunked = pool_chunks(self.loop, group, specs, templates, task, batch_size, inner, late)
                 for spec, means in chunked.text_means(len(group)).items():
                     pooled[spec][start : start + len(group)] = means
                 self.last_stats["chunks"] += len(chunked.owners)
@@ -383,38 +400,6 @@ class Embedder:
         self.last_stats |= {"empty": empty, "truncated": 0}
         return (self._think(texts, side, task) if texts else texts), templates
 
-    def _pool_texts(
-        self,
-        texts: Sequence[str],
-        specs: Sequence[PoolSpec],
-        templates: Sequence[PromptTemplate],
-        task: str | None,
-        batch_size: int,
-        truncation: bool | None,
-        bar: tqdm,
-    ) -> dict[PoolSpec, torch.Tensor]:
-        """One pass per text and template (the views averaged); adds to ``last_stats``' tokens and truncated."""
-        width = self.backbone.hidden_size
-        layer_ids = sorted({layer for spec in specs for layer in spec.layers})
-        sums = {spec: torch.zeros((len(texts), width)) for spec in specs}
-        truncated: set[int] = set()
-        for template in templates:
-            for start in range(0, len(texts), GROUP_TEXTS):
-                chunk = texts[start : start + GROUP_TEXTS]
-                items = self.prompt_tokenizer.tokenize_texts(chunk, template, task, truncation)
-                truncated.update(start + i for i, item in enumerate(items) if item.truncated)
-                self.last_stats["tokens"] += sum(len(item.ids) for item in items)
-                prefix = self._shared_prefix(items, template, task, layer_ids)
-                skip = 0 if prefix is None else prefix.length
-                for rows, batch in self._batches(items, batch_size, skip):
-                    hooks = self._block_hooks(template, batch, skip)
-                    states = self.backbone.hidden_states(batch, layer_ids, self.recipe.bidirectional, hooks, prefix)
-                    for spec in specs:
-                        sums[spec][start + rows] += self._read(states, batch, template, spec).cpu()
-                    bar.update(len(rows))
-        self.last_stats["truncated"] += len(truncated)
-        return {spec: value / len(templates) for spec, value in sums.items()}
-
     def forward(self, texts: Sequence[str], side: Side = "text", task: str | None = None) -> torch.Tensor:
         """Pooled float32 vectors of one batch *with* autograd (training): the recipe's prompt, layer and
         pooling, un-normalised, no prefix cache (its keys/values would have to carry gradients too)."""
@@ -422,8 +407,8 @@ class Embedder:
         templates = templates_for(self.strategy, side, task or (self.recipe.task if side == "query" else None))
         total = None
         for template in templates:
-            batch, states = self._states_with_grad(texts, template, task)
-            vectors = self._read(states, batch, template, self.spec)
+            batch, states = self.loop.states_with_grad(texts, template, task)
+            vectors = self.loop.read(states, batch, template, self.spec)
             total = vectors if total is None else total + vectors
         return total / len(templates)
 
@@ -439,7 +424,7 @@ class Embedder:
         if len(templates) > 1:
             raise RecipeError(f"prompt {self.recipe.prompt!r} has {len(templates)} views: token vectors take one")
         width = width or self.recipe.max_length
-        batch, states = self._states_with_grad(texts, templates[0], task)
+        batch, states = self.loop.states_with_grad(texts, templates[0], task)
         hidden = pooling_ops.average_layers(states, self.layer_ids).float()
         keep = (batch.text_mask & batch.attention_mask.bool()).to(hidden.device)
         # a stable sort brings each row's text tokens to the front in their order; the rest become zero rows
@@ -449,64 +434,6 @@ class Embedder:
         if gathered.shape[1] < width:
             gathered = torch.nn.functional.pad(gathered, (0, 0, 0, width - gathered.shape[1]))
         return gathered[:, :width]
-
-    def _states_with_grad(
-        self, texts: list[str], template: PromptTemplate, task: str | None
-    ) -> tuple[TokenBatch, dict[int, torch.Tensor]]:
-        """One batch of texts under ``template`` through the model with autograd: its tokens and the recipe's
-        layers' hidden states (no prefix cache: its keys/values would have to carry gradients too)."""
-        items = self.prompt_tokenizer.tokenize_texts(texts, template, task)
-        batch = collate(items, self.tokenizer.pad_token_id, self.padding_side)
-        hooks = self._block_hooks(template, batch, 0)
-        return batch, self.backbone.hidden_states(batch, self.layer_ids, self.recipe.bidirectional, hooks, grad=True)
-
-    def _block_hooks(self, template: PromptTemplate, batch: TokenBatch, skip: int) -> list:
-        return self.strategy.block_hooks(self.recipe, template, batch, skip, self.backbone.num_layers)
-
-    def _read(
-        self, states: dict[int, torch.Tensor], batch: TokenBatch, template: PromptTemplate, spec: PoolSpec
-    ) -> torch.Tensor:
-        """One spec's float32 vectors from a batch's hidden states (on the model's device).
-
-        The text's own tokens are pooled when prompts are excluded, and always for templates that repeat the
-        text (echo pools the second copy); a row whose text has no token (an empty text) pools its prompt."""
-        hidden = pooling_ops.average_layers(states, spec.layers)
-        attention = batch.attention_mask.to(hidden.device)
-        pool_mask = None
-        if self.recipe.exclude_prompt or template.pool_occurrence == "last":
-            text = batch.text_mask.to(hidden.device)
-            pool_mask = torch.where(text.any(dim=1, keepdim=True), text, attention.bool())
-        return pooling_ops.pool(spec.pooling, hidden, attention, pool_mask)
-
-    def _batches(
-        self, items: list[TokenizedText], batch_size: int, prefix_length: int = 0
-    ) -> Iterable[tuple[torch.Tensor, TokenBatch]]:
-        """Longest first within a token budget (:attr:`max_batch_tokens`, counting only the columns that run);
-        yields original row indices with each batch."""
-        pad_id = self.tokenizer.pad_token_id
-        lengths = [len(item.ids) - prefix_length for item in items]
-        for rows in token_budget_batches(lengths, batch_size, self.max_batch_tokens):
-            yield torch.tensor(rows), collate([items[i] for i in rows], pad_id, self.padding_side, prefix_length)
-
-    def _shared_prefix(
-        self, items: list[TokenizedText], template: PromptTemplate, task: str | None, layer_ids: list[int]
-    ) -> PrefixState | None:
-        """The template's shared leading tokens, run once and reused by every batch (equal results, less work).
-
-        Not with bidirectional attention (prefix tokens would have to see the text), nor for encoders, nor with
-        left padding on sliding-window models (pads between prefix and text would count towards the window).
-        """
-        if not (self.prefix_cache and self.backbone.is_decoder) or self.recipe.bidirectional:
-            return None
-        if self.padding_side == "left" and self.backbone.has_sliding_window:
-            return None
-        prefix_ids = self.prompt_tokenizer.prefix_ids(template, task)
-        length = shared_prefix_length(items, prefix_ids)
-        # a compiled model runs cache-free passes only; a short prefix costs less than leaving it
-        if length < (MIN_COMPILED_PREFIX_TOKENS if self.backbone.compiled is not None else MIN_PREFIX_TOKENS):
-            return None
-        ids = prefix_ids[:length]
-        return self.backbone.prefix_cache.get(ids, layer_ids, lambda: self.backbone.encode_prefix(ids, layer_ids))
 
     # ------------------------------------------------------------------ similarity & calibration
     def to_float(self, vectors: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from llembed.errors import InputError
-from llembed.prompts import PromptTemplate, Rendered
+from llembed.prompt_template import PromptTemplate, Rendered
 
 
 @dataclass

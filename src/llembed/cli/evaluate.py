@@ -28,7 +28,7 @@ try:  # the help names the choices when the eval extra is installed (the command
     from llembed.evaluation.datasets import TASK_TYPES
     from llembed.evaluation.scenarios import SECTIONS
 except MissingExtraError:
-    TASK_TYPES, SECTIONS = (), {}
+    TASK_TYPES, SECTIONS = (), {}  # type: ignore[assignment]
 
 
 @handle_errors

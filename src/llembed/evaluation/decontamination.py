@@ -19,6 +19,7 @@ from pathlib import Path
 
 from llembed.errors import InputError
 from llembed.evaluation.datasets import Dataset, load_dataset
+from llembed.evaluation.tasks import TASKS
 
 ALL_BUNDLED = "bundled"
 """In a held-out list: every evaluation set shipped with llembed."""
@@ -37,15 +38,11 @@ def _pair_key(first: str, second: str) -> tuple[str, str]:
 
 
 def held_out_parts(dataset: Dataset) -> dict[str, list]:
-    """An evaluation set's texts by part: ``queries`` and ``documents`` (retrieval, reranking); ``pairs`` (tuples)
-    and ``sentences`` (sts, pair, bitext); ``texts`` (classification and clustering test rows; a classification
-    set's train split is not held out: training on it is what the task's classifier does)."""
-    if dataset.type in ("retrieval", "reranking"):
-        return {"queries": list(dataset.queries.values()), "documents": list(dataset.corpus.values())}
-    if dataset.type in ("sts", "pair", "bitext"):
-        pairs = [(row["sentence1"], row["sentence2"]) for row in dataset.rows]
-        return {"pairs": pairs, "sentences": [text for pair in pairs for text in pair]}
-    return {"texts": [row["text"] for row in dataset.rows]}
+    """An evaluation set's texts by part, as its task type gives them (:meth:`Task.held_out_parts`):
+    ``queries`` and ``documents`` (retrieval, reranking); ``pairs`` (tuples) and ``sentences`` (sts, pair,
+    bitext); ``texts`` (classification and clustering test rows; a classification set's train split is not held
+    out: training on it is what the task's classifier does)."""
+    return TASKS[dataset.type].held_out_parts(dataset)
 
 
 @dataclass

@@ -11,8 +11,11 @@ from llembed.chunked import resolve_chunking
 from llembed.embedder import Embedder, PoolSpec
 from llembed.evaluation.measure import measure
 from llembed.evaluation.tasks import Task
+from llembed.extras import require
 from llembed.fusion import DEFAULT_FUSION, MODES, fuse
 from llembed.output import cosine_matrix
+
+require("eval", "evaluation")  # scoring needs scikit-learn's metrics; reading sets and decontamination do not
 
 
 @dataclass

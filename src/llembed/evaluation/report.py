@@ -16,18 +16,15 @@ from typing import Any
 from llembed.evaluation import report_sections as sections
 from llembed.evaluation.ablation import Cell, best_cells
 from llembed.evaluation.scenarios import section_summary
+from llembed.evaluation.tasks import TASKS
+from llembed.extras import require
 from llembed.io_utils import atomic_write_text
 from llembed.recipe import Recipe
 
-METRIC_COLUMNS = {
-    "sts": ["cosine_spearman", "cosine_pearson"],
-    "retrieval": ["ndcg_at_10", "map_at_10", "mrr_at_10", "recall_at_100"],
-    "reranking": ["map", "mrr_at_10"],
-    "classification": ["accuracy", "f1"],
-    "clustering": ["v_measure"],
-    "pair": ["max_ap", "cosine_ap"],
-    "bitext": ["f1", "f1_reverse", "accuracy"],
-}
+require("eval", "the evaluation report")
+
+METRIC_COLUMNS = {kind: list(task.metric_columns) for kind, task in TASKS.items()}
+"""The metrics each task type's tables show (its task class says which)."""
 
 
 def slug(text: str) -> str:

@@ -12,11 +12,11 @@ import importlib
 import pkgutil
 
 from llembed.errors import InputError, RecipeError
+from llembed.prompt_template import PromptTemplate, Rendered
 from llembed.prompts.catalog import INSTRUCTION, METAEOL, PROMPTEOL, icl_template
-from llembed.prompts.strategy import BlockHook, Strategy
-from llembed.prompts.template import PromptTemplate, Rendered
+from llembed.prompts.strategy import BlockHook, RecipeView, Strategy
 
-_INFRASTRUCTURE = {"template", "strategy"}
+_INFRASTRUCTURE = {"strategy"}
 
 
 def _discover() -> dict[str, Strategy]:
@@ -71,6 +71,7 @@ __all__ = [
     "STRATEGIES",
     "BlockHook",
     "PromptTemplate",
+    "RecipeView",
     "Rendered",
     "Strategy",
     "icl_template",

@@ -7,8 +7,8 @@ contributor section.
 from __future__ import annotations
 
 from llembed.errors import RecipeError
+from llembed.prompt_template import PromptTemplate
 from llembed.prompts.strategy import Strategy, single
-from llembed.prompts.template import PromptTemplate
 
 PLAIN = PromptTemplate("{text}")
 PROMPTEOL = 'This sentence : "{text}" means in one word:"'

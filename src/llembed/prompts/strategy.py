@@ -8,18 +8,20 @@ given, so such a strategy stays in one file.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from llembed.prompts.template import PromptTemplate
+from llembed.backbone import BlockHook
+from llembed.prompt_template import PromptTemplate
+from llembed.tokenization import TokenBatch
 
-if TYPE_CHECKING:
-    from llembed.recipe import Recipe
-    from llembed.tokenization import TokenBatch
 
-BlockHook = tuple[int, Callable]
-"""(block index, forward pre-hook ``(module, args, kwargs) -> (args, kwargs) | None``) for the backbone."""
+class RecipeView(Protocol):
+    """The fields of a :class:`llembed.recipe.Recipe` a strategy's hooks read. A protocol, because the recipe
+    checks its prompt against this package: prompts sit below the recipe, never the other way round."""
+
+    @property
+    def tp_layers(self) -> list[int] | None: ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Strategy:
         return {}
 
     def block_hooks(
-        self, recipe: Recipe, template: PromptTemplate, batch: TokenBatch, skip: int, num_layers: int
+        self, recipe: RecipeView, template: PromptTemplate, batch: TokenBatch, skip: int, num_layers: int
     ) -> list[BlockHook]:
         """Pre-hooks on transformer blocks for one batch (``skip``: leading columns served by a cached prefix)."""
         return []

@@ -17,6 +17,8 @@ from llembed.evaluation.tasks.base import SentencePairTask
 class BitextMiningTask(SentencePairTask):
     type = "bitext"
     main_metric = "f1"
+    metric_columns = ("f1", "f1_reverse", "accuracy")
+    infer = False  # any pair file has these fields: a bitext set says its type
 
     def score(self, vectors: dict[str, np.ndarray]) -> dict[str, float]:
         return self.score_subsets(vectors, _both_directions)

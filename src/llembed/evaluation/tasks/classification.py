@@ -5,15 +5,32 @@ from __future__ import annotations
 
 import numpy as np
 
+from llembed.errors import InputError
+from llembed.evaluation.data_files import Dataset, check_texts, read_table, split_file
 from llembed.evaluation.metrics import classification_scores, mteb_undersample
-from llembed.evaluation.tasks.base import Task, lookup, unique
+from llembed.evaluation.tasks.base import LabelledTextTask, lookup, unique
 
 N_EXPERIMENTS = 10
 
 
-class ClassificationTask(Task):
+class ClassificationTask(LabelledTextTask):
+    """Test texts (held out) classified by a classifier fitted on the train split's vectors (not held out:
+    training on it is what the task does)."""
+
     type = "classification"
     main_metric = "accuracy"
+    metric_columns = ("accuracy", "f1")
+    marker_file = "train.jsonl"
+    infer = False  # told by its train file, not by its rows (those look like clustering's)
+
+    @classmethod
+    def load(cls, dataset: Dataset, split: str) -> None:
+        if dataset.path.is_file():
+            raise InputError(f"{dataset.path}: classification needs a folder with train and test files")
+        super().load(dataset, split)
+        train_file = split_file(dataset.path, "train")
+        dataset.train = read_table(train_file, cls.fields)
+        check_texts(train_file, dataset.train, cls.text_fields)
 
     @property
     def samples_per_label(self) -> int:

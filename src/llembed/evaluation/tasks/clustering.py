@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from llembed.evaluation.metrics import clustering_v_measure
-from llembed.evaluation.tasks.base import Task, lookup, unique
+from llembed.evaluation.tasks.base import LabelledTextTask, lookup, unique
 
 
-class ClusteringTask(Task):
+class ClusteringTask(LabelledTextTask):
     type = "clustering"
     main_metric = "v_measure"
+    metric_columns = ("v_measure",)
 
     def requests(self) -> dict[str, list[str]]:
         return {"text": unique(r["text"] for r in self.dataset.rows)}

@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from llembed.evaluation.metrics import reranking_map
-from llembed.evaluation.tasks.base import Task
+from llembed.evaluation.tasks.base import BeirTask
 from llembed.output import cosine_matrix
 
 
-class RerankingTask(Task):
+class RerankingTask(BeirTask):
+    """The BEIR layout; each query's candidates are its qrels rows (score 0 = a judged negative)."""
+
     type = "reranking"
     main_metric = "map"
+    metric_columns = ("map", "mrr_at_10")
+    infer = False  # its folder looks like retrieval's: a reranking set says its type
 
     def requests(self) -> dict[str, list[str]]:
         wanted = {doc for candidates in self.dataset.qrels.values() for doc in candidates}

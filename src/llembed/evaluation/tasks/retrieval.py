@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from llembed.evaluation.metrics import rank_documents, retrieval_scores
-from llembed.evaluation.tasks.base import Task
+from llembed.evaluation.tasks.base import BeirTask
 from llembed.output import cosine_matrix
 
 TOP_K = 1000  # MTEB keeps the top 1000 per query
 
 
-class RetrievalTask(Task):
+class RetrievalTask(BeirTask):
     type = "retrieval"
     main_metric = "ndcg_at_10"
+    metric_columns = ("ndcg_at_10", "map_at_10", "mrr_at_10", "recall_at_100")
+    marker_file = "corpus.jsonl"
 
     def requests(self) -> dict[str, list[str]]:
         return {"query": list(self.dataset.queries.values()), "document": list(self.dataset.corpus.values())}
