@@ -26,10 +26,11 @@ import yaml
 
 from llembed.errors import RecipeError
 from llembed.io_utils import atomic_write_text
+from llembed.training.losses import check_loss_choice, losses_for
 from llembed.training.losses.embedder_distillation import MODES
 
 OBJECTIVES = ("contrastive", "late-interaction", "mntp", "simcse", "rerank")
-RERANK_LOSSES = ("listwise", "pointwise")
+RERANK_LOSSES = tuple(losses_for("rerank"))
 METHODS = ("lora", "full")
 ON_LEAK = ("fail", "drop", "warn")
 SCHEDULES = ("linear", "cosine", "constant_with_warmup")
@@ -96,7 +97,11 @@ class TrainConfig:
     teacher: TeacherSettings | None = None
     rerank_loss: str = "listwise"
     """``objective: rerank``: ``listwise`` (softmax over the positive and its negatives) or ``pointwise`` (BCE per
-    pair); the recipe's ``rerank_prompt``, ``rerank_labels``, ``task`` and ``layer`` shape the reranker."""
+    pair); the recipe's ``rerank_prompt``, ``rerank_labels``, ``task`` and ``layer`` shape the reranker. The same
+    as ``losses: {rerank: ...}``."""
+    losses: dict[str, str] = field(default_factory=dict)
+    """A loss (by its registry name, :data:`llembed.training.losses.LOSSES`) for a kind of input, e.g.
+    ``{pairs: infonce, graded: cosent}``; inputs left out take their default loss."""
     mask_probability: float = 0.2
     """MNTP: share of tokens masked."""
     max_length: int = 128
@@ -163,6 +168,16 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise RecipeError(f"train config: {message}")
+        if not isinstance(self.losses, dict):
+            raise RecipeError(f"train config: losses must map inputs to a loss name, not {self.losses!r}")
+        for inputs, name in self.losses.items():
+            check_loss_choice(inputs, name)
+
+    def loss_name(self, inputs: str) -> str:
+        """The loss this run uses for ``inputs``: the config's choice, else the default."""
+        if inputs == "rerank" and "rerank" not in self.losses:
+            return self.rerank_loss
+        return self.losses.get(inputs) or losses_for(inputs)[0]
         if self.matryoshka_dims is not None and any(d <= 0 for d in self.matryoshka_dims):
             raise RecipeError("train config: matryoshka_dims must be positive")
 

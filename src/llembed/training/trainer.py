@@ -43,16 +43,7 @@ from llembed.training.distributed import (
     sum_gradients,
 )
 from llembed.training.gradcache import contrastive_backward
-from llembed.training.losses import (
-    CoSENTLoss,
-    EmbedderDistillationLoss,
-    InfoNCELoss,
-    LateInteractionLoss,
-    ListwiseRerankLoss,
-    PointwiseRerankLoss,
-    RerankDistillationLoss,
-    ScoreDistillationLoss,
-)
+from llembed.training.losses import LOSSES
 from llembed.training.mntp import mntp_step
 from llembed.training.output import write_outputs
 
@@ -101,8 +92,6 @@ class Trainer:
         if config.objective == "rerank":  # the same loaded (and adapted) model, judged by its yes/no answer
             self.reranker = Reranker(self.embedder.backbone, self.base_recipe.replace(
                 truncation=True, dtype="float32", max_length=self.embedder.recipe.max_length))  # fmt: skip
-            self.rerank_loss = ListwiseRerankLoss() if config.rerank_loss == "listwise" else PointwiseRerankLoss()
-            self.rerank_distillation = RerankDistillationLoss(config.teacher_temperature)
         self.named_parameters = adapters.trainable_parameters(model)
         self.parameters = [p for _, p in self.named_parameters]
         broadcast_parameters(self.parameters, self.world)
@@ -112,21 +101,28 @@ class Trainer:
         self.scheduler = get_scheduler(
             config.schedule, self.optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps
         )
-        self.infonce = InfoNCELoss(config.temperature, config.symmetric, config.matryoshka_dims)
-        self.late_interaction = LateInteractionLoss(config.temperature)
         # token vectors are read as search reads them (multivector.embed_multivector's token unit): each text
         # token's state, the prompt's left out; the same loaded, adapted model
         self.token_reader = self.embedder.replace(pooling="mean", exclude_prompt=True)
-        self.cosent = CoSENTLoss(config.cosent_scale, config.matryoshka_dims)
-        self.score_loss = ScoreDistillationLoss(config.temperature, config.teacher_temperature)
         self.teacher = None
         if config.teacher is not None and config.teacher.weight > 0:
             # the teacher reads what the student reads: texts cut at the same length, never refused as too long
             self.teacher = Embedder.from_pretrained(config.teacher.model, truncation=True)
             if self.teacher.recipe.max_length > config.max_length:
                 self.teacher = self.teacher.replace(max_length=config.max_length)
-            self.teacher_loss = EmbedderDistillationLoss(config.teacher.mode)
+        # one loss per kind of input, as the config chooses (the registry's default otherwise)
+        self.losses = {inputs: LOSSES[config.loss_name(inputs)].build(config) for inputs in self._inputs()}
         self.log: list[dict] = []
+
+    def _inputs(self) -> list[str]:
+        """The kinds of loss input (:data:`llembed.training.losses.INPUTS`) this run's objective produces."""
+        config = self.config
+        if config.objective == "rerank":
+            return ["rerank"] + (["rerank-distillation"] if config.score_distillation > 0 else [])
+        if config.objective == "late-interaction":
+            return ["tokens"]
+        inputs = ["pairs", "graded"] + (["score-distillation"] if config.score_distillation > 0 else [])
+        return inputs + (["teacher"] if self.teacher is not None else [])
 
     # ------------------------------------------------------------------ data
     def _batches(self) -> TaskBatches:
@@ -254,20 +250,21 @@ class Trainer:
             if alone:  # unlabelled pairs: only the teacher's similarities say what is close
                 loss = q.new_zeros(())
             elif labels is not None:
-                loss = self.cosent(q, p, gather_with_local_grad(labels, world))
+                loss = self.losses["graded"](q, p, gather_with_local_grad(labels, world))
             elif self.config.objective == "late-interaction":
-                loss = self.late_interaction(q, p, n)
+                loss = self.losses["tokens"](q, p, n)
             else:
-                loss = self.infonce(q, p, n)
+                loss = self.losses["pairs"](q, p, n)
             if scores is not None:
-                loss = loss + self.config.score_distillation * self.score_loss(
+                loss = loss + self.config.score_distillation * self.losses["score-distillation"](
                     q, p, n, gather_with_local_grad(scores, world)
                 )
             if teacher is not None:
                 t = {name: gather_with_local_grad(value, world) for name, value in teacher.items()}
                 candidates = torch.cat([p] + ([n] if n is not None else []))
                 t_candidates = torch.cat([t["positives"]] + ([t["negatives"]] if "negatives" in t else []))
-                loss = loss + self.config.teacher.weight * self.teacher_loss(q, candidates, t["queries"], t_candidates)
+                teach = self.losses["teacher"]
+                loss = loss + self.config.teacher.weight * teach(q, candidates, t["queries"], t_candidates)
             return loss
 
         return contrastive_backward(groups, encoders, loss_of, self.config.chunk_size)
@@ -283,10 +280,10 @@ class Trainer:
             chunk = local[start : start + size]
             groups = [[e.positive, *e.negatives[:k]] for e in chunk]
             scores = self.reranker.forward([e.query for e in chunk], groups, chunk[0].instruction)
-            loss = self.rerank_loss(scores)
+            loss = self.losses["rerank"](scores)
             if self.config.score_distillation > 0:  # the teacher's order over the same candidates
                 teacher = torch.tensor([list(e.scores[: k + 1]) for e in chunk])
-                loss = loss + self.config.score_distillation * self.rerank_distillation(scores, teacher)
+                loss = loss + self.config.score_distillation * self.losses["rerank-distillation"](scores, teacher)
             # the batch's loss is the mean over every process's queries; gradients are summed over processes
             (loss * len(chunk) / len(batch)).backward()
             total += loss.item() * len(chunk)

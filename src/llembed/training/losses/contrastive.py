@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from llembed.training.losses.registry import LossEntry
+
 
 def _normalized(vectors: torch.Tensor, dim: int | None) -> torch.Tensor:
     return F.normalize(vectors if dim is None else vectors[:, :dim], dim=-1)
@@ -43,3 +45,13 @@ class InfoNCELoss:
         if self.symmetric:
             loss = (loss + F.cross_entropy(p @ q.T / self.temperature, labels)) / 2
         return loss
+
+
+LOSS = LossEntry(
+    "infonce",
+    "pairs",
+    InfoNCELoss,
+    "InfoNCE over in-batch and hard negatives (MultipleNegativesRankingLoss), optionally symmetric / Matryoshka",
+    {"temperature": "temperature", "symmetric": "symmetric", "matryoshka_dims": "matryoshka_dims"},
+    default=True,
+)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from llembed.training.losses.registry import LossEntry
+
 
 @dataclass
 class CoSENTLoss:
@@ -38,3 +40,13 @@ class CoSENTLoss:
         # a leading 0 is the "1 +" inside the log; pairs in the wrong order count, the rest are masked out
         terms = torch.cat([cosines.new_zeros(1), differences[ordered]])
         return torch.logsumexp(terms, dim=0)
+
+
+LOSS = LossEntry(
+    "cosent",
+    "graded",
+    CoSENTLoss,
+    "CoSENT: every pair with a higher label scores above every pair with a lower one",
+    {"scale": "cosent_scale", "matryoshka_dims": "matryoshka_dims"},
+    default=True,
+)

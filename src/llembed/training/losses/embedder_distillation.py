@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from llembed.training.losses.registry import LossEntry
+
 MODES = ("similarity_mse", "cosine", "mse")
 
 
@@ -44,3 +46,13 @@ class EmbedderDistillationLoss:
         if self.mode == "cosine":
             return (1 - (student * teacher).sum(dim=-1)).mean()
         return F.mse_loss(student, teacher)
+
+
+LOSS = LossEntry(
+    "embedder-distillation",
+    "teacher",
+    EmbedderDistillationLoss,
+    "match a teacher embedder's similarities (or vectors)",
+    {"mode": "teacher.mode"},
+    default=True,
+)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from llembed.training.losses.registry import LossEntry
+
 
 def maxsim_scores(queries: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     """``(n_queries, n_candidates)`` MaxSim of token-vector texts (zero rows are padding, never matched)."""
@@ -38,3 +40,13 @@ class LateInteractionLoss:
         candidates = positives if negatives is None or len(negatives) == 0 else torch.cat([positives, negatives])
         labels = torch.arange(len(queries), device=queries.device)
         return F.cross_entropy(maxsim_scores(queries, candidates) / self.temperature, labels)
+
+
+LOSS = LossEntry(
+    "late-interaction",
+    "tokens",
+    LateInteractionLoss,
+    "InfoNCE over MaxSim scores of token vectors (ColBERT-style late interaction)",
+    {"temperature": "temperature"},
+    default=True,
+)

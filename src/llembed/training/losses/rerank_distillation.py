@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from llembed.training.losses.registry import LossEntry
+
 
 @dataclass
 class RerankDistillationLoss:
@@ -28,3 +30,13 @@ class RerankDistillationLoss:
             raise ValueError(f"{tuple(teacher_scores.shape)} teacher scores for {tuple(scores.shape)} reranker scores")
         teacher = F.softmax(teacher_scores.to(scores) / self.teacher_temperature, dim=-1)
         return F.kl_div(F.log_softmax(scores, dim=-1), teacher, reduction="batchmean")
+
+
+LOSS = LossEntry(
+    "rerank-distillation",
+    "rerank-distillation",
+    RerankDistillationLoss,
+    "KL divergence from the teacher's order over the reranked candidates",
+    {"teacher_temperature": "teacher_temperature"},
+    default=True,
+)

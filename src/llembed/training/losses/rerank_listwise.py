@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from llembed.training.losses.registry import LossEntry
+
 
 @dataclass
 class ListwiseRerankLoss:
@@ -26,3 +28,12 @@ class ListwiseRerankLoss:
             raise ValueError(f"listwise scores must be (queries, 1 + negatives ≥ 2 columns), not {tuple(scores.shape)}")
         target = torch.zeros(len(scores), dtype=torch.long, device=scores.device)
         return F.cross_entropy(scores / self.temperature, target)
+
+
+LOSS = LossEntry(
+    "listwise",
+    "rerank",
+    ListwiseRerankLoss,
+    "softmax cross-entropy over each query's positive and its negatives",
+    default=True,
+)

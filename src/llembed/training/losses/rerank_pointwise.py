@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from llembed.training.losses.registry import LossEntry
+
 
 @dataclass
 class PointwiseRerankLoss:
@@ -18,3 +20,6 @@ class PointwiseRerankLoss:
         targets = torch.zeros_like(scores)
         targets[:, 0] = 1.0
         return F.binary_cross_entropy_with_logits(scores, targets)
+
+
+LOSS = LossEntry("pointwise", "rerank", PointwiseRerankLoss, "binary cross-entropy per (query, passage) pair")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from llembed.training.losses.registry import LossEntry
+
 
 @dataclass
 class ScoreDistillationLoss:
@@ -35,3 +37,13 @@ class ScoreDistillationLoss:
         student = torch.einsum("bd,bkd->bk", q, candidates) / self.temperature
         teacher = F.softmax(teacher_scores.to(student) / self.teacher_temperature, dim=-1)
         return F.kl_div(F.log_softmax(student, dim=-1), teacher, reduction="batchmean")
+
+
+LOSS = LossEntry(
+    "score-distillation",
+    "score-distillation",
+    ScoreDistillationLoss,
+    "KL divergence from the teacher's softmax over each query's candidates",
+    {"temperature": "temperature", "teacher_temperature": "teacher_temperature"},
+    default=True,
+)
