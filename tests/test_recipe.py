@@ -59,3 +59,17 @@ def test_resolve_layers(spec, expected):
 def test_resolve_layers_errors(spec):
     with pytest.raises(RecipeError):
         resolve_layers(spec, 30)
+
+
+def test_every_recipe_field_has_exactly_one_role():
+    """FIELD_ROLES names each field once: a new field without a role (or with two) fails here."""
+    import dataclasses
+
+    from llembed.recipe import FIELD_ROLES, RERANK_FIELDS
+
+    named = [name for names in FIELD_ROLES.values() for name in names]
+    assert sorted(named) == sorted(f.name for f in dataclasses.fields(Recipe))
+    assert len(named) == len(set(named))
+    assert RERANK_FIELDS == ("rerank_prompt", "rerank_labels", "rerank_calibration")
+    # the digest follows the roles: a rerank field never changes it, a pooling field does
+    assert Recipe(rerank_labels=["Yes", "No"]).digest() == Recipe().digest() != Recipe(pooling="mean").digest()

@@ -30,7 +30,7 @@ from llembed.errors import InputError, RecipeError
 from llembed.forward import DEFAULT_MAX_BATCH_TOKENS, ForwardLoop, PoolSpec
 from llembed.output import as_float, cosine_matrix, format_vectors
 from llembed.prompts import PromptTemplate, Strategy, resolve_strategy, templates_for
-from llembed.recipe import Recipe
+from llembed.recipe import FIELD_ROLES, Recipe
 from llembed.resolve import Resolved, resolve
 from llembed.sparse import lexical_weights, lm_logits, to_csr, to_token_dicts
 from llembed.thinking import Thinker, make_thinker
@@ -149,7 +149,7 @@ class Embedder:
 
     def replace(self, **changes: Any) -> Embedder:
         """The same loaded backbone under a changed recipe (prompt, pooling, max_length, …): nothing reloads."""
-        reload = {"model", "adapter", "dtype"} & set(changes)
+        reload = set(FIELD_ROLES["weights"]) & set(changes)
         if reload:
             raise RecipeError(f"{', '.join(sorted(reload))} change the weights: load a new Embedder instead")
         other = Embedder(self.backbone, self.recipe.replace(**changes))

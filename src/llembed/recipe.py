@@ -28,7 +28,25 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 DTYPES: tuple[str, ...] = get_args(DType)
 PADDING_SIDES: tuple[str, ...] = get_args(PaddingSide)
 
-RERANK_FIELDS = ("rerank_prompt", "rerank_labels", "rerank_calibration")
+FIELD_ROLES: dict[str, tuple[str, ...]] = {
+    # what is loaded: changing one means loading another model (``Embedder.replace`` refuses them)
+    "weights": ("model", "adapter", "dtype"),
+    # what the forward pass sees: the text around the input, attention, length limits, long texts, rationales
+    "forward": (
+        "prompt", "task", "icl_examples", "tp_layers", "bidirectional", "max_length", "padding_side", "truncation",
+        "chunking", "chunk_tokens", "chunk_overlap", "think", "think_model", "think_prompt", "think_tokens",
+    ),
+    # which hidden states become the vector
+    "pooling": ("pooling", "layer", "exclude_prompt"),
+    # what is done to a pooled vector: the CLI's formatting flags, never a reason to embed again
+    "output": ("normalize", "truncate_dim", "precision", "quantization_ranges", "sparse_top_k"),
+    # only a Reranker reads these: they never change a vector, so no digest includes them
+    "rerank": ("rerank_prompt", "rerank_labels", "rerank_calibration"),
+    "extra": ("extra",),
+}  # fmt: skip
+"""Every :class:`Recipe` field's role, each field named once (a test holds that they cover the fields)."""
+
+RERANK_FIELDS = FIELD_ROLES["rerank"]
 """Fields only a :class:`~llembed.Reranker` reads: they never change a vector, so no digest includes them."""
 
 LayerSpec = int | list[int] | str

@@ -22,7 +22,7 @@ from llembed.batching import token_budget_batches
 from llembed.embedder import DEFAULT_MAX_BATCH_TOKENS, Embedder, validate_texts
 from llembed.errors import InputError, RecipeError
 from llembed.prefix_cache import PrefixState
-from llembed.recipe import Recipe, resolve_layers
+from llembed.recipe import FIELD_ROLES, Recipe, resolve_layers
 from llembed.rerank_calibration import calibrated
 from llembed.rerank_prompts import DEFAULT_TASK, RenderedPrompt, label_ids, render, resolve_rerank_prompt
 from llembed.resolve import Resolved, resolve
@@ -81,7 +81,7 @@ class Reranker:
     def of(cls, embedder: Embedder, **recipe_fields: Any) -> Reranker:
         """A reranker on an embedder's loaded model (nothing reloads); it keeps the model, adapter and dtype, and
         takes the reranking defaults (final layer, documents cut to fit) for the rest unless given."""
-        kept = {key: getattr(embedder.recipe, key) for key in ("model", "adapter", "dtype")}
+        kept = {key: getattr(embedder.recipe, key) for key in FIELD_ROLES["weights"]}
         return cls(embedder.backbone, Recipe(**(kept | {"truncation": True} | recipe_fields)))
 
     @property

@@ -16,7 +16,7 @@ from rich.markup import escape
 from llembed.chunking import CHUNKINGS
 from llembed.errors import LlembedError
 from llembed.pooling import POOLINGS
-from llembed.recipe import DTYPES, LAYER_HELP, PRECISIONS, parse_layer_spec
+from llembed.recipe import DTYPES, FIELD_ROLES, LAYER_HELP, PRECISIONS, parse_layer_spec
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -76,7 +76,7 @@ RECIPE_FLAGS: dict[str, Any] = {
     "precision": PrecisionOpt,
 }
 """Every recipe field a command can take as a flag, named as in Python and YAML (``--exclude-prompt``)."""
-PIPELINE_FLAGS = tuple(name for name in RECIPE_FLAGS if name not in ("normalize", "truncate_dim", "precision"))
+PIPELINE_FLAGS = tuple(name for name in RECIPE_FLAGS if name not in FIELD_ROLES["output"])
 """The flags that shape the pooled vectors (the rest only format them)."""
 
 F = TypeVar("F", bound=Callable[..., Any])

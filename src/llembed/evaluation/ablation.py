@@ -27,12 +27,12 @@ from llembed.evaluation.evaluate import evaluate, pool_requests
 from llembed.evaluation.rerank_eval import evaluate_reranker, evaluate_with_reranker, rerank_variant
 from llembed.evaluation.tasks import make_task
 from llembed.io_utils import atomic_write_text
-from llembed.recipe import RERANK_FIELDS, Recipe, resolve_layers
+from llembed.recipe import FIELD_ROLES, RERANK_FIELDS, Recipe, resolve_layers
 from llembed.reranker import Reranker
 
 logger = logging.getLogger(__name__)
 
-RERANKER_FIELDS = ("model", "adapter", "dtype", "layer", "max_length", "truncation", "task", *RERANK_FIELDS)
+RERANKER_FIELDS = (*FIELD_ROLES["weights"], "layer", "max_length", "truncation", "task", *RERANK_FIELDS)
 """What a reranker's cells are keyed on."""
 PASS_FREE_FIELDS = ("pooling", "layer")  # read off a shared forward pass; every other field needs its own
 LEXICAL_VARIANTS = ("dense", "sparse", "bm25", "hybrid", "dense+bm25", "dense+sparse+bm25")
@@ -302,8 +302,8 @@ class SideMemo:
 
 def _recipe_fields(recipe: Recipe) -> dict[str, Any]:
     data = recipe.to_dict()
-    volatile_fields = ("quantization_ranges", "precision", "normalize", "truncate_dim", "sparse_top_k", "padding_side")
-    for volatile in volatile_fields + RERANK_FIELDS:
+    # what only formats a vector (or only reranks) is not part of a cell's recipe; neither is the padding side
+    for volatile in (*FIELD_ROLES["output"], "padding_side", *RERANK_FIELDS):
         data.pop(volatile, None)
     return data
 
