@@ -35,11 +35,11 @@ from llembed.training.data import load_examples  # noqa: E402
 ROOT = Path(__file__).resolve().parent
 CARD = """# {alias}
 
-SmolLM2-135M-Instruct (bundled as `smollm2-135m`) as a reranker: it reads the `{prompt}` prompt (instruction,
-query and document) and the score is `logit(yes) − logit(no)` of its answer; `relevance_score` is
-`sigmoid({scale:.4f} · score {bias:+.4f})`. LoRA adapter r 16 on the top 15 of 30 blocks, weights in bfloat16.
+{base} as a reranker: it reads the `{prompt}` prompt (instruction, query and
+document) and the score is `logit(yes) − logit(no)` of its answer; `relevance_score` is
+`sigmoid({scale:.4f} · score {bias:+.4f})`. LoRA adapter r {rank} on {blocks}, weights in bfloat16.
 
-**Training.** `examples/rerank_lora.yaml`: {steps} steps of {batch} queries, each with its positive and 3 hard
+**Training.** `{config_file}`: {steps} steps of {batch} queries, each with its positive and 3 hard
 negatives (listwise softmax loss{distillation}), {minutes:.0f} min on a 2-core CPU.
 Data: `examples/data/rerank/` (built by `examples/build_rerank_mix.py` from the licence-clean
 `examples/data/retrieval/`): Python FAQ question → answer and documentation topic → passage pairs (PSF licence),
@@ -73,11 +73,19 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
                      for b in range(bins) if (which == b).any()))  # fmt: skip
 
 
+BASES = {  # the run's base model → how the card names it, its hub id, and whether the Gemma terms apply
+    "smollm2-135m": ("SmolLM2-135M-Instruct (bundled as `smollm2-135m`)", "HuggingFaceTB/SmolLM2-135M-Instruct", False),
+    "gemma-3-270m": ("Gemma-3-270M base (bundled as `gemma-3-270m`; Gemma Terms of Use)", "google/gemma-3-270m", True),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, default=Path("runs/smollm2-reranker"))
     parser.add_argument("--alias", default="smollm2-135m-reranker")
     parser.add_argument("--queries", type=int, default=400, help="held-aside queries scored (seeded sample)")
+    parser.add_argument("--config-file", default="examples/rerank_lora.yaml", help="the config the run used")
+    parser.add_argument("--measure-only", action="store_true", help="report the held-aside numbers, ship nothing")
     args = parser.parse_args()
     examples = load_examples(ROOT / "data" / "rerank" / "calibration.jsonl.gz")
     examples = random.Random(0).sample(examples, min(args.queries, len(examples)))
@@ -104,9 +112,16 @@ def main() -> None:
         "positive_first": top1 / len(examples),
     }
     atomic_write_text(args.run / "calibration.json", json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    if args.measure_only:
+        return
     log = train_log(args.run)
     config = TrainConfig.load(args.run / "train_config.yaml")
-    card = CARD.format(alias=args.alias, prompt=reranker.prompt.name, scale=scale, bias=bias, steps=log[-1]["step"],
+    base, hub_id, gemma = BASES[config.recipe.get("model") or "smollm2-135m"]
+    layers = config.lora.layers
+    blocks = f"blocks {layers[0]}–{layers[-1]}" if layers else "every block"
+    card = CARD.format(alias=args.alias, base=base, rank=config.lora.r, blocks=blocks, config_file=args.config_file,
+                       prompt=reranker.prompt.name, scale=scale, bias=bias, steps=log[-1]["step"],
                        minutes=log[-1]["seconds"] / 60, batch=config.batch_size, pairs=len(scores),
                        distillation=f", plus {config.score_distillation} × KL to all-MiniLM-L6-v2's scores"
                        if config.score_distillation else "; no score distillation: see the config",
@@ -114,9 +129,8 @@ def main() -> None:
                        loss_before=report["log_loss"]["before"], loss_after=report["log_loss"]["after"],
                        ece_before=report["ece"]["before"], ece_after=report["ece"]["after"],
                        top1=report["positive_first"])  # fmt: skip
-    target = ship(args.run, args.alias, "HuggingFaceTB/SmolLM2-135M-Instruct", card, gemma=False,
+    target = ship(args.run, args.alias, hub_id, card, gemma=gemma,
                   recipe={"rerank_calibration": [scale, bias], "truncation": True})  # fmt: skip
-    print(json.dumps(report, indent=2))
     print(f"wrote {target}")
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Each extra installed alone, and its own command run for real: `pip install llembed` embeds, `llembed[eval]`
 # evaluates, `llembed[train]` trains (decontamination included), `llembed[serve]` serves and searches,
-# `llembed[synth]` writes synthetic data, `llembed[ray]` embeds a corpus on Ray.
+# `llembed[synth]` writes synthetic data, `llembed[ray]` embeds a corpus on Ray, `llembed[docs]` builds the site.
 #
 # The core is installed once in .venv-extras/core; each extra's environment sees the core's packages through a
 # .pth file and installs only what its extra adds, so no environment holds another extra's packages.
@@ -14,7 +14,7 @@ root=.venv-extras
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 extras=("$@")
-[ ${#extras[@]} -gt 0 ] || extras=(core eval train serve synth ray)
+[ ${#extras[@]} -gt 0 ] || extras=(core eval train serve synth ray docs)
 
 pip_quiet() { "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
 
@@ -49,7 +49,7 @@ EOF
 }
 
 check_core() {
-    others_absent core mteb sklearn fastapi faiss ray matplotlib bm25s
+    others_absent core mteb fastapi faiss ray matplotlib bm25s
     "$root/core/bin/llembed" embed examples/sentences.txt -o "$work/core.npy"
     "$root/core/bin/python" -c "import numpy; v = numpy.load('$work/core.npy'); assert v.shape[1] == 576, v.shape"
 }
@@ -62,7 +62,7 @@ check_eval() {
 }
 
 check_train() {
-    others_absent train mteb sklearn fastapi faiss ray bm25s
+    others_absent train mteb fastapi faiss ray bm25s
     cat > "$work/train.yaml" <<EOF
 data: [examples/data/snli/triplets.jsonl]
 output_dir: $work/run
@@ -79,19 +79,22 @@ EOF
 }
 
 check_serve() {
-    others_absent serve mteb sklearn ray
-    "$root/serve/bin/llembed" serve --port 8765 > "$work/serve.log" 2>&1 &
-    local server=$!
-    "$root/serve/bin/python" - <<'EOF' || { kill "$server"; cat "$work/serve.log"; return 1; }
-import json, time, urllib.request
+    others_absent serve mteb ray
+    local port server
+    port=$("$root/serve/bin/python" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+    "$root/serve/bin/llembed" serve --port "$port" > "$work/serve.log" 2>&1 &
+    server=$!
+    PORT=$port "$root/serve/bin/python" - <<'EOF' || { kill "$server"; cat "$work/serve.log"; return 1; }
+import json, os, time, urllib.request
+base = f"http://127.0.0.1:{os.environ['PORT']}"
 for _ in range(240):
     try:
-        urllib.request.urlopen("http://127.0.0.1:8765/health", timeout=2)
+        urllib.request.urlopen(f"{base}/health", timeout=2)
         break
     except OSError:
         time.sleep(1)
 request = urllib.request.Request(
-    "http://127.0.0.1:8765/v1/embeddings", json.dumps({"input": ["A cat sleeps."]}).encode(),
+    f"{base}/v1/embeddings", json.dumps({"input": ["A cat sleeps."]}).encode(),
     {"content-type": "application/json"},
 )
 reply = json.load(urllib.request.urlopen(request, timeout=120))
@@ -101,7 +104,7 @@ EOF
 }
 
 check_synth() {
-    others_absent synth mteb sklearn faiss ray
+    others_absent synth mteb faiss ray
     printf '%s\n' "Cats sleep most of the day." "The stock market fell on Monday." "Paris is the capital of France." \
         > "$work/passages.txt"
     "$root/synth/bin/llembed" synth gecko "$work/passages.txt" -o "$work/synth.jsonl" --limit 2 --filter-model none
@@ -109,10 +112,16 @@ check_synth() {
 }
 
 check_ray() {
-    others_absent ray mteb sklearn fastapi faiss
+    others_absent ray mteb faiss
     printf '{"id": "%s", "text": "%s"}\n' a "A cat sleeps." b "Stocks fell." > "$work/corpus.jsonl"
     "$root/ray/bin/llembed" embed-corpus "$work/corpus.jsonl" "$work/vectors" --runner ray --num-cpus 1
     ls "$work/vectors" | grep -q parquet
+}
+
+check_docs() {
+    others_absent docs mteb fastapi faiss ray
+    "$root/docs/bin/mkdocs" build --strict -f mkdocs.yml -d "$work/site"
+    test -f "$work/site/api/index.html"
 }
 
 core_env

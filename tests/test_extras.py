@@ -52,3 +52,19 @@ def test_the_core_embeds_without_any_extra(tmp_path, tiny_model_dirs):
     import numpy as np
 
     assert np.load(vectors).shape == (2, 64)
+
+
+def test_every_extra_is_checked_alone():
+    """scripts/check_extras.sh (run by CI) installs each extra of pyproject.toml alone and runs its command."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = set(project["optional-dependencies"])
+    script = (root / "scripts" / "check_extras.sh").read_text(encoding="utf-8")
+    checked = set(re.search(r"extras=\((core[^)]*)\)", script).group(1).split())  # the default list
+    assert checked == (extras - {"all", "dev"}) | {"core"}
+    assert all(f"check_{name}()" in script for name in checked)
+    assert "bash scripts/check_extras.sh" in (root / ".ci" / "run").read_text(encoding="utf-8")
