@@ -145,7 +145,7 @@ def locate(model: str | os.PathLike | None) -> ModelSource:
             raise ModelNotFoundError(f"{path} is a file but not a .gguf model; pass a model folder or a .gguf file")
         return ModelSource(name, path.parent, path.name)
     if path.is_dir():
-        if (path / "config.json").is_file():
+        if (path / "config.json").is_file() or (path / "modules.json").is_file():  # modules.json alone: static
             return ModelSource(name, path)
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) == 1:

@@ -17,7 +17,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from llembed.cli.common import load_embedder  # noqa: E402
 from llembed.cli.corpus import embed_corpus_command  # noqa: E402
-from llembed.cli.embed import embed_command, export_st_command, strategies_command  # noqa: E402
+from llembed.cli.embed import (  # noqa: E402
+    distill_static_command,
+    embed_command,
+    export_st_command,
+    strategies_command,
+)
 from llembed.cli.evaluate import eval_command  # noqa: E402
 from llembed.cli.serve import index_app, rerank_command, search_command, serve_command  # noqa: E402
 from llembed.cli.synth import serve_generator_command, synth_app  # noqa: E402
@@ -28,6 +33,7 @@ app.command("embed")(embed_command)
 app.command("eval")(eval_command)
 app.command("strategies")(strategies_command)
 app.command("export-st")(export_st_command)
+app.command("distill-static")(distill_static_command)
 app.command("train")(train_command)
 app.command("mine-negatives")(mine_command)
 app.command("decontaminate")(decontaminate_command)

@@ -1,4 +1,4 @@
-"""``llembed embed``, ``llembed strategies`` and ``llembed export-st``."""
+"""``llembed embed``, ``llembed strategies``, ``llembed export-st`` and ``llembed distill-static``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from llembed.cli.common import (
+    PIPELINE_FLAGS,
     BatchSizeOpt,
     ModelOpt,
     RecipeOpt,
@@ -99,3 +100,28 @@ def export_st_command(
     console.print(f"wrote sentence-transformers folder {path}")
     if "TemplateTransformer" in (path / "modules.json").read_text(encoding="utf-8"):
         console.print("its template has words after the text: load it with trust_remote_code=True (llembed's module)")
+
+
+@handle_errors
+@recipe_flags(*PIPELINE_FLAGS)
+def distill_static_command(
+    output: Annotated[Path, typer.Argument(help="Folder to write (a sentence-transformers StaticEmbedding model)")],
+    model: ModelOpt = None,
+    recipe: RecipeOpt = None,
+    dims: Annotated[int, typer.Option(help="Dimensions kept by PCA", min=1)] = 256,
+    batch_size: BatchSizeOpt = 256,
+    recipe_fields: dict | None = None,
+) -> None:
+    """Distil a model + recipe into a static model: one vector per token, a text the mean of its tokens'."""
+    from llembed.static_distill import distill_static
+
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output} is a file: give a folder to write the static model to")
+    embedder = load_embedder(model, recipe, **recipe_fields)
+    console.print(f"[bold]{embedder}[/bold]\nembedding {len(embedder.tokenizer):,} vocabulary tokens")
+    start = time.perf_counter()
+    path = distill_static(embedder, output, dims=dims, batch_size=batch_size, show_progress_bar=True)
+    console.print(
+        f"wrote static model {path} in {time.perf_counter() - start:.0f}s: llembed embed -m {path}, "
+        f"or SentenceTransformer({str(path)!r})"
+    )
