@@ -16,7 +16,7 @@ from llembed.prompt_template import PromptTemplate, Rendered
 from llembed.prompts.catalog import INSTRUCTION, METAEOL, PROMPTEOL, icl_template
 from llembed.prompts.strategy import BlockHook, RecipeView, Strategy
 
-_INFRASTRUCTURE = {"strategy"}
+_INFRASTRUCTURE = {"strategy", "template"}  # template: the old home of prompt_template
 
 
 def _discover() -> dict[str, Strategy]:
