@@ -21,6 +21,7 @@ Writes ``<out>/cells.json`` (as cells finish), ``compare.md`` and ``compare.json
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -184,6 +185,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "rerank-panel")
     parser.add_argument("--work", type=Path, default=Path("runs") / "rerank-panel", help="first stages, pair scores")
     parser.add_argument("--blend", nargs="*", type=float, default=[0.2], help="the reranker's shares to blend at")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="first stages, in this order")
+    parser.add_argument("--queries", type=int, help="rerank only each set's first N queries (a sample: say so)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     cells_file = args.out / "cells.json"
@@ -197,18 +200,20 @@ def main() -> None:
     for reranker_name in args.rerankers:
         reranker = LazyReranker(reranker_name)
         for column in args.sets:
-            task = make_task(load_bundled(SETS[column]))
+            full = make_task(load_bundled(SETS[column]))
+            # the first N queries in file order (the first stage's first N rows); it still ranks the whole corpus
+            task = sampled(full, args.queries) if args.queries else full
             instruction = task.dataset.meta.get("instruction")
             pairs = PairScores(args.work / "scores" / slug(reranker_name) / f"{slug(column)}.json")
             for retriever in args.retrievers:
-                for mode in MODES:
+                for mode in args.modes:
                     row = f"{retriever} · {mode}"
                     for weight in (1.0, *args.blend):
                         blended = f", blended {weight:g}" if weight != 1.0 else ""
                         after_row = f"{row} → {reranker_name} top {TOP}{blended}"
                         if column in cells.get(after_row, {}):
                             continue
-                        stage = stages.get(retriever, column, task)[mode]
+                        stage = stages.get(retriever, column, full)[mode][: len(task.dataset.queries)]
                         judge = functools.partial(pairs.judge, reranker, task.dataset.queries, task=instruction)
                         rerank = rerank_candidates if isinstance(task, RerankingTask) else rerank_retrieval
                         before, after = rerank(task, stage, judge, weight)
@@ -219,6 +224,18 @@ def main() -> None:
                             keep(f"{reranker_name} ms per query", column, pairs.ms_per_query)
                         print(f"{after_row:<60} {column:<16} {before:6.2f} → {after:6.2f}", flush=True)
     write_table(args, cells)
+
+
+def sampled(task, count: int):
+    """The task on its first ``count`` queries (and their judgements); the corpus whole."""
+    keep = list(task.dataset.queries)[:count]
+    dataset = dataclasses.replace(
+        task.dataset,
+        queries={q: task.dataset.queries[q] for q in keep},
+        qrels={q: task.dataset.qrels[q] for q in keep},
+        subsample_note=f"first {len(keep)} queries",
+    )
+    return make_task(dataset)
 
 
 def write_table(args, cells: dict[str, dict[str, float]]) -> None:
@@ -257,7 +274,13 @@ def write_table(args, cells: dict[str, dict[str, float]]) -> None:
         "*NFCorpus is the original preprocessed release; ArguAna, Clinical-Trial and Relic are BIRCO's candidate "
         "lists (MAP over each query's candidates). `blended W`: the reranker's share W of each document's final "
         "score, the first stage's the rest, each min-max normalised over the top "
-        f"{TOP} (`llembed.fusion.blend_rerank`); the weights were tried on these same queries.",
+        f"{TOP} (`llembed.fusion.blend_rerank`); the weights were tried on these same queries."
+        + (
+            f" **A sample**: each set's first {args.queries} queries (in file order) are scored and reranked; "
+            "the first stage still ranks the whole corpus."
+            if args.queries
+            else ""
+        ),
     ]
     table = "\n".join(lines + notes) + "\n"
     atomic_write_text(args.out / "compare.md", table)

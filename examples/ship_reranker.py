@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
-from ship_general_adapter import ship, train_log  # noqa: E402
+from ship_general_adapter import GEMMA_NOTICE, ship, train_log  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from llembed import Reranker  # noqa: E402
@@ -57,9 +57,9 @@ queries, scored on the other half; the shipped fit uses all of them):
 | calibrated | {loss_after:.3f} | {ece_after:.3f} |
 
 On those queries the positive outranks all its negatives {top1:.1%} of the time (a random order: 27 %; the
-untrained model's zero-shot answer: 29 % on 100 of them, `examples/results/rerank-prompts.md`). Retrieve-then-rerank
+untrained SmolLM2-135M-Instruct's zero-shot answer: 29 % on 100 of them, `examples/results/rerank-prompts.md`). Retrieve-then-rerank
 scores: `examples/results/rerank-panel/compare.md`.
-"""
+{terms}"""
 
 
 def log_loss(p: np.ndarray, y: np.ndarray) -> float:
@@ -128,7 +128,7 @@ def main() -> None:
                        queries=len(examples),
                        loss_before=report["log_loss"]["before"], loss_after=report["log_loss"]["after"],
                        ece_before=report["ece"]["before"], ece_after=report["ece"]["after"],
-                       top1=report["positive_first"])  # fmt: skip
+                       top1=report["positive_first"], terms=f"\n{GEMMA_NOTICE}" if gemma else "")  # fmt: skip
     target = ship(args.run, args.alias, hub_id, card, gemma=gemma,
                   recipe={"rerank_calibration": [scale, bias], "truncation": True})  # fmt: skip
     print(f"wrote {target}")

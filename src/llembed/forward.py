@@ -78,6 +78,12 @@ class ForwardLoop:
         bar: tqdm,
     ) -> dict[PoolSpec, torch.Tensor]:
         """One pass per text and template (the views averaged); adds to ``last_stats``' tokens and truncated."""
+        plain_means = getattr(self.backbone, "plain_means", None)  # a static model's table, read in one go
+        if plain_means is not None and [t.template for t in templates] == ["{text}"] and _mean_of_layer0(specs):
+            means, tokens = plain_means(texts)
+            self.last_stats["tokens"] += tokens
+            bar.update(len(texts))
+            return {spec: means for spec in specs}
         width = self.backbone.hidden_size
         layer_ids = sorted({layer for spec in specs for layer in spec.layers})
         sums = {spec: torch.zeros((len(texts), width)) for spec in specs}
@@ -157,3 +163,7 @@ class ForwardLoop:
             return None
         ids = prefix_ids[:length]
         return self.backbone.prefix_cache.get(ids, layer_ids, lambda: self.backbone.encode_prefix(ids, layer_ids))
+
+
+def _mean_of_layer0(specs: Sequence[PoolSpec]) -> bool:
+    return all(spec.pooling == "mean" and spec.layers == (0,) for spec in specs)

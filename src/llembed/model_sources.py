@@ -78,6 +78,10 @@ TUNED_MODELS: dict[str, TunedModel] = {
         "SmolLM2-135M-Instruct + llembed's reranking LoRA (examples/rerank_lora.yaml): a yes/no judge of (query, "
         "document) pairs with calibrated relevance probabilities; load it with Reranker or serve --reranker",
     ),
+    "gemma-3-270m-reranker": TunedModel(
+        "Gemma-3-270M + a reranking LoRA (examples/gemma_rerank_lora.yaml), the same data as smollm2-135m-reranker: "
+        "a yes/no judge with calibrated relevance probabilities; Gemma Terms of Use apply",
+    ),
 }
 
 

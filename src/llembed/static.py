@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from llembed.errors import RecipeError
@@ -98,6 +99,16 @@ class StaticBackbone:
         if block_hooks or prefix is not None or bidirectional:
             raise RecipeError("a static model has no attention: no hooks, prefix cache or bidirectional attention")
         return {0: self.vectors[batch.input_ids.to(self.vectors.device)]}
+
+    def plain_means(self, texts: Sequence[str]) -> tuple[torch.Tensor, int]:
+        """Each text's mean token vector, tokenized as sentence-transformers' ``StaticEmbedding`` does (no special
+        tokens; an empty text gives zeros), in one ``embedding_bag``; and the number of tokens read. What a
+        plain recipe (no prompt, mean pooling) gives, without padded batches."""
+        encodings = self.tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        lengths = [len(encoding.ids) for encoding in encodings]
+        flat = torch.tensor([token for encoding in encodings for token in encoding.ids], dtype=torch.long)
+        offsets = torch.tensor([0, *np.cumsum(lengths[:-1]).tolist()], dtype=torch.long)
+        return torch.nn.functional.embedding_bag(flat, self.vectors, offsets, mode="mean"), sum(lengths)
 
     def lm_head(self):
         raise RecipeError("a static model has no LM head: it gives no sparse vectors")

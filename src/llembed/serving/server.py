@@ -228,3 +228,11 @@ def served(table: dict, name: str | None, what: str, listing: str):
             404, f"{what} {name!r} is not served here ({listing}: {', '.join(table)})", "model", "model_not_found"
         )
     return table[name]
+
+
+def authorized(request) -> Server:
+    """The app's :class:`Server`, once the request's API key (if the server has keys) is checked: how every
+    ``/v1`` route starts."""
+    server: Server = request.app.state.server
+    server.check_key(request.headers.get("authorization"))
+    return server

@@ -12,15 +12,14 @@ from fastapi.responses import JSONResponse
 
 from llembed.errors import LlembedError
 from llembed.serving.requests import RequestError, parse_embedding_request
-from llembed.serving.server import Server
+from llembed.serving.server import authorized
 
 router = APIRouter()
 
 
 @router.post("/v1/embeddings")
 async def embeddings(request: Request):
-    server: Server = request.app.state.server
-    server.check_key(request.headers.get("authorization"))
+    server = authorized(request)
     parsed = parse_embedding_request(await server.read_json(request), server.settings.max_texts_per_request)
     model = server.model(parsed.model)
     formatter = model.formatter(parsed.dimensions)

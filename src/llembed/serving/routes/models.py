@@ -6,15 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from llembed.embedder import Embedder
-from llembed.serving.server import Server
+from llembed.serving.server import Server, authorized
 
 router = APIRouter()
 
 
 @router.get("/v1/models")
 def list_models(request: Request) -> dict:
-    server: Server = request.app.state.server
-    server.check_key(request.headers.get("authorization"))
+    server = authorized(request)
     return {
         "object": "list",
         "data": [
@@ -40,8 +39,7 @@ def list_models(request: Request) -> dict:
 
 @router.get("/v1/indexes")
 def list_indexes(request: Request) -> dict:
-    server: Server = request.app.state.server
-    server.check_key(request.headers.get("authorization"))
+    server = authorized(request)
     return {
         "object": "list",
         "data": [

@@ -10,15 +10,14 @@ from fastapi import APIRouter, Request
 
 from llembed.errors import LlembedError
 from llembed.serving.requests import RequestError, parse_rerank_request
-from llembed.serving.server import Server
+from llembed.serving.server import authorized
 
 router = APIRouter()
 
 
 @router.post("/v1/rerank")
 async def rerank(request: Request):
-    server: Server = request.app.state.server
-    server.check_key(request.headers.get("authorization"))
+    server = authorized(request)
     parsed = parse_rerank_request(await server.read_json(request), server.settings.max_documents_per_rerank)
     served = server.reranker(parsed.model)
     # tokenizing a thousand documents takes a while: not on the event loop

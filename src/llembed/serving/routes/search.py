@@ -9,15 +9,14 @@ from fastapi import APIRouter, Request
 from llembed.errors import InputError
 from llembed.fusion import channels_of
 from llembed.serving.requests import RequestError, parse_search_request
-from llembed.serving.server import Server
+from llembed.serving.server import authorized
 
 router = APIRouter()
 
 
 @router.post("/v1/search")
 async def search(request: Request):
-    server: Server = request.app.state.server
-    server.check_key(request.headers.get("authorization"))
+    server = authorized(request)
     s = server.settings
     parsed = parse_search_request(await server.read_json(request), s.max_search_k, s.max_texts_per_request)
     if not server.indexes:
