@@ -57,8 +57,8 @@ queries, scored on the other half; the shipped fit uses all of them):
 | calibrated | {loss_after:.3f} | {ece_after:.3f} |
 
 On those queries the positive outranks all its negatives {top1:.1%} of the time (a random order: 27 %; the
-untrained SmolLM2-135M-Instruct's zero-shot answer: 29 % on 100 of them, `examples/results/rerank-prompts.md`). Retrieve-then-rerank
-scores: `examples/results/rerank-panel/compare.md`.
+untrained SmolLM2-135M-Instruct's zero-shot answer: 29 % on 100 of them, `examples/results/rerank-prompts.md`).
+Retrieve-then-rerank scores: `examples/results/rerank-panel/compare.md`.
 {terms}"""
 
 
