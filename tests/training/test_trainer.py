@@ -146,9 +146,9 @@ def test_graded_pairs_train_with_cosent_beside_triplets(tiny_config, tiny_model_
     trainer = Trainer(config)
     assert trainer.negatives == {"nli": 1, "sts": 0}  # the graded pairs' lack does not drop the triplets'
     seen = []
-    cosent, infonce = trainer.cosent, trainer.infonce
-    trainer.cosent = lambda *args: seen.append("cosent") or cosent(*args)
-    trainer.infonce = lambda *args: seen.append("infonce") or infonce(*args)
+    cosent, infonce = trainer.losses["graded"], trainer.losses["pairs"]  # the registry's defaults per input
+    trainer.losses["graded"] = lambda *args: seen.append("cosent") or cosent(*args)
+    trainer.losses["pairs"] = lambda *args: seen.append("infonce") or infonce(*args)
     losses = trainer.train().losses
     assert sorted(seen) == ["cosent", "cosent", "infonce", "infonce"]  # two batches of each task
     assert sorted(entry["task"] for entry in trainer.log) == ["nli", "nli", "sts", "sts"]  # loss.png: a curve each
