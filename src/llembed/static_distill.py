@@ -9,6 +9,7 @@ loads in llembed and in sentence-transformers (:mod:`llembed.static`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Iterable
@@ -36,14 +37,10 @@ def token_texts(tokenizer) -> tuple[list[int], list[str]]:
 def token_frequencies(tokenizer, texts: Iterable[str], size: int) -> np.ndarray:
     """Relative frequency of each token id over ``texts`` (tokenized as the static model will tokenize them)."""
     counts = np.zeros(size, dtype=np.float64)
-    batch: list[str] = []
-    for text in [*texts, None]:
-        if text is not None:
-            batch.append(text)
-        if batch and (text is None or len(batch) == 1024):
-            for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
-                np.add.at(counts, ids, 1)
-            batch = []
+    iterator = iter(texts)
+    while batch := list(itertools.islice(iterator, 1024)):
+        ids = [token for row in tokenizer(batch, add_special_tokens=False)["input_ids"] for token in row]
+        counts += np.bincount(np.asarray(ids, dtype=np.int64), minlength=size)[:size]
     total = counts.sum()
     if total == 0:
         raise InputError("token frequencies: the frequency texts hold no token")
