@@ -3,7 +3,8 @@ under concurrent clients, against the library's in-process batch rate on the sam
 peer server (infinity-emb) on the same model.
 
     python benchmarks/bench_serve.py [--model NAME] [--requests 640] [--concurrency 1,8,32]
-                                     [--encoding base64|float] [--infinity-venv DIR [--install-infinity]]
+                                     [--encoding base64|float] [--backend torch|openvino|auto]
+                                     [--infinity-venv DIR [--install-infinity]]
                                      [--json FILE]
 
 Each request embeds one real STS Benchmark test sentence. The clients are asyncio tasks in this process; the
@@ -86,10 +87,11 @@ class Server:
             self.process.kill()
 
 
-def llembed_server(model: str | None, max_wait_ms: float | None = None) -> Server:
+def llembed_server(model: str | None, max_wait_ms: float | None = None, backend: str = "torch") -> Server:
     port = free_port()
     command = [sys.executable, "-c", "from llembed.cli import app; app()", "serve", "--port", str(port)]
     command += ["-m", model] if model else []
+    command += ["--backend", backend]
     command += ["--max-wait-ms", str(max_wait_ms)] if max_wait_ms is not None else []
     return Server(command, f"http://127.0.0.1:{port}", "/health")
 
@@ -278,6 +280,7 @@ def main() -> None:
     parser.add_argument("--infinity-venv", type=Path, default=None)
     parser.add_argument("--install-infinity", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--backend", default="torch", help="torch | openvino | auto, for the library and the server")
     parser.add_argument("--max-wait-ms", type=float, default=None, help="the server's batching wait (its default)")
     parser.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp", help="the clients' HTTP library")
     parser.add_argument("--fairness", action="store_true", help="small requests' latency beside a 2,048-text one")
@@ -290,7 +293,7 @@ def main() -> None:
     body = {"encoding_format": args.encoding}
     if args.fairness:
         big = [t for r in rows for t in (r["sentence1"], r["sentence2"])][-2048:]
-        with llembed_server(args.model, args.max_wait_ms) as server:
+        with llembed_server(args.model, args.max_wait_ms, args.backend) as server:
             httpx.post(server.base + "/v1/embeddings", json={"input": "warm up"}, timeout=120)
             found = asyncio.run(fairness(server, texts, big, args.client))
         print(f"small requests alone:            p50 {found['small_alone_p50_ms']:7.0f} ms   "
@@ -302,12 +305,12 @@ def main() -> None:
             atomic_write_text(args.json, json.dumps({"cpu": cpu_name(), "fairness": found}, indent=2) + "\n")
         return
 
-    embedder = Embedder.from_pretrained(args.model)
+    embedder = Embedder.from_pretrained(args.model, backend=args.backend)
     one_by_one, in_batch, expected = library_rates(embedder, texts)
     print(f"{embedder}\nlibrary in-process: {one_by_one:.1f} texts/s one per call, {in_batch:.1f} as one batch")
     del embedder
     gc.collect()
-    with llembed_server(args.model, args.max_wait_ms) as server:
+    with llembed_server(args.model, args.max_wait_ms, args.backend) as server:
         httpx.post(server.base + "/v1/embeddings", json={"input": "warm up"}, timeout=120)
         results = [asyncio.run(load(server, "/v1/embeddings", texts, expected, c, body, args.client)) for c in levels]
     print_levels("llembed serve (its own process)", results, in_batch)
@@ -318,6 +321,7 @@ def main() -> None:
     report = {
         "cpu": cpu_name(),
         "model": args.model or "smollm2-135m",
+        "backend": args.backend,
         "encoding": args.encoding,
         "http_client": args.client,
         "library_one_per_call": one_by_one,

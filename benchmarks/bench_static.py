@@ -1,10 +1,11 @@
 """The static tier against the recipe it was distilled from, and against sentence-transformers' StaticEmbedding.
 
     python benchmarks/bench_static.py [--model smollm2-135m-tuned] [--static runs/static/smollm2-135m-tuned]
-        [--dims 256] [--json benchmarks/results/bench_static.json]
+        [--dims 256] [--refine 0] [--json benchmarks/results/bench_static.json]
 
 1. Distils ``--model`` (its own recipe) into a static model at ``--static`` unless one is there
-   (``llembed.static_distill.distill_static``), and reports how long that took.
+   (``llembed.static_distill.distill_static``; ``--refine N``: then fitted to the recipe's vectors of N
+   licence-clean training texts), and reports how long that took.
 2. Speed, one process, the same texts (every unique STS-B test sentence): llembed with the recipe in the dtype
    ``auto`` picks, the static model through llembed's Embedder, and the same folder through
    sentence-transformers (``SentenceTransformer(folder)``: its ``StaticEmbedding``, the peer). Texts/s and ratios.
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-tuned")
     parser.add_argument("--static", type=Path, default=Path("runs/static/smollm2-135m-tuned"))
     parser.add_argument("--dims", type=int, default=256)
+    parser.add_argument("--refine", type=int, default=0, help="distil with this many texts of refinement")
     parser.add_argument("--skip-quality", action="store_true", help="speed only")
     parser.add_argument("--recipe-quality", action="store_true", help="measure the recipe too (else the panel's)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/bench_static.json"))
@@ -82,7 +84,7 @@ def main() -> None:
     distill_seconds = None
     if not (args.static / "modules.json").is_file():
         started = time.perf_counter()
-        distill_static(recipe, args.static, dims=args.dims, show_progress_bar=True)
+        distill_static(recipe, args.static, dims=args.dims, show_progress_bar=True, refine=args.refine)
         distill_seconds = time.perf_counter() - started
     static = Embedder.from_pretrained(str(args.static))
 
@@ -107,6 +109,7 @@ def main() -> None:
         "model": args.model,
         "static": str(args.static),
         "dims": static.dimension,
+        "refined": json.loads((args.static / "llembed_static.json").read_text(encoding="utf-8")).get("refined"),
         "distill_seconds": distill_seconds,
         "texts": len(texts),
         "texts_per_second": speed,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Each extra installed alone, and its own command run for real: `pip install llembed` embeds, `llembed[eval]`
 # evaluates, `llembed[train]` trains (decontamination included), `llembed[serve]` serves and searches,
-# `llembed[synth]` writes synthetic data, `llembed[ray]` embeds a corpus on Ray, `llembed[docs]` builds the site.
+# `llembed[synth]` writes synthetic data, `llembed[ray]` embeds a corpus on Ray, `llembed[openvino]` embeds through
+# an OpenVINO graph (equal to the core's torch vectors), `llembed[docs]` builds the site.
 #
 # The core is installed once in .venv-extras/core; each extra's environment sees the core's packages through a
 # .pth file and installs only what its extra adds, so no environment holds another extra's packages.
@@ -14,7 +15,7 @@ root=.venv-extras
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 extras=("$@")
-[ ${#extras[@]} -gt 0 ] || extras=(core eval train serve synth ray docs)
+[ ${#extras[@]} -gt 0 ] || extras=(core eval train serve synth ray openvino docs)
 
 pip_quiet() { "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
 
@@ -116,6 +117,17 @@ check_ray() {
     printf '{"id": "%s", "text": "%s"}\n' a "A cat sleeps." b "Stocks fell." > "$work/corpus.jsonl"
     "$root/ray/bin/llembed" embed-corpus "$work/corpus.jsonl" "$work/vectors" --runner ray --num-cpus 1
     ls "$work/vectors" | grep -q parquet
+}
+
+check_openvino() {
+    others_absent openvino mteb fastapi faiss ray
+    "$root/openvino/bin/llembed" embed examples/sentences.txt -o "$work/openvino.npy" --backend openvino --dtype float32
+    "$root/core/bin/llembed" embed examples/sentences.txt -o "$work/torch32.npy" --dtype float32
+    "$root/openvino/bin/python" -c "
+import numpy
+a, b = numpy.load('$work/openvino.npy'), numpy.load('$work/torch32.npy')
+cosine = (a * b).sum(1) / numpy.linalg.norm(a, axis=1) / numpy.linalg.norm(b, axis=1)
+assert a.shape == b.shape and cosine.min() > 0.9999, cosine"
 }
 
 check_docs() {

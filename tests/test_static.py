@@ -98,3 +98,33 @@ def test_the_cli_distils(tiny_model_dirs, tmp_path):
     assert Embedder.from_pretrained(str(out)).encode("Cats sleep.").shape == (8,)
     bad = CliRunner().invoke(app, ["distill-static", str(tmp_path / "x"), "--dims", "0"])
     assert bad.exit_code == 2
+
+
+def test_refine_fits_mean_rows_to_their_targets_and_leaves_other_tokens():
+    """Two texts sharing token 1: after fitting, each text's mean row points where its target does (cosine loss
+    near 0), and token 3, in neither text, keeps its row."""
+    from llembed.static_distill import refine_table
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(4, 2)).astype(np.float32)
+    targets = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    fitted, losses = refine_table(table, [[0, 1], [1, 2]], targets, epochs=300, learning_rate=0.05, batch_size=2,
+                                  show_progress_bar=False)  # fmt: skip
+    means = np.stack([fitted[[0, 1]].mean(0), fitted[[1, 2]].mean(0)])
+    cosine = (means * targets).sum(1) / np.linalg.norm(means, axis=1)
+    assert cosine.min() > 0.999 and losses[-1] < 1e-3 < losses[0]
+    np.testing.assert_array_equal(fitted[3], table[3])
+    with pytest.raises(InputError, match="no text has a token"):
+        refine_table(table, [[]], targets[:1])
+
+
+def test_refined_distillation_records_its_fit(tiny_model_dirs, tmp_path):
+    import json
+
+    teacher = Embedder.from_pretrained(str(tiny_model_dirs["llama"]), dtype="float32", pooling="mean")
+    texts = ["the cat sat on the mat", "the dog ate the bone", "a bird sang in the old tree", "rain fell all day"]
+    out = distill_static(teacher, tmp_path / "refined", dims=8, texts=texts, batch_size=512, show_progress_bar=False,
+                         refine=4)  # fmt: skip
+    refined = json.loads((out / "llembed_static.json").read_text())["refined"]
+    losses = refined["cosine_loss_by_epoch"]
+    assert refined["texts"] == 4 and len(losses) == refined["epochs"] + 1 and losses[-1] < losses[0]

@@ -28,10 +28,9 @@ import torch
 from torch import nn
 
 from llembed.allocator import keep_freed_memory
-from llembed.errors import InputError, RecipeError
+from llembed.errors import RecipeError
 from llembed.model_sources import ModelSource, dequantized_gguf
 from llembed.prefix_cache import PrefixCache, PrefixState
-from llembed.static import StaticBackbone, is_static_folder
 from llembed.tokenization import TokenBatch
 
 BlockHook = tuple[int, Callable]
@@ -451,20 +450,6 @@ class Backbone:
 def _right_padded(attention_mask: torch.Tensor) -> bool:
     """Every row is its tokens then only padding (or no padding at all)."""
     return attention_mask.shape[1] < 2 or bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
-
-
-def load_backbone(source: ModelSource, recipe, device: str | None = None, threads: int | None = None) -> Backbone:
-    """The backbone a resolved recipe names (its dtype and adapter), after setting torch's intra-op ``threads``;
-    a static model's folder gives its token-vector table (:class:`llembed.static.StaticBackbone`)."""
-    if threads is not None:
-        if threads <= 0:
-            raise InputError(f"threads must be positive, not {threads}")
-        torch.set_num_threads(threads)
-    if source.gguf_file is None and is_static_folder(source.path):
-        if recipe.adapter is not None or recipe.dtype not in ("auto", "float32"):
-            raise RecipeError("a static model is a float32 table: no adapter, no other dtype")
-        return StaticBackbone.load(source.path, source.name)  # type: ignore[return-value]
-    return Backbone.load(source, dtype=recipe.dtype, device=device, adapter=recipe.adapter)
 
 
 def merge_adapter(model: nn.Module, adapter_dir: str) -> nn.Module:

@@ -22,7 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 from llembed import pooling as pooling_ops
-from llembed.backbone import Backbone, load_backbone
+from llembed.backbone import Backbone
+from llembed.backends import load_backbone
 from llembed.batching import GROUP_TEXTS
 from llembed.chunked import ChunkedTexts, TextChunks, first_chunks, pool_chunks
 from llembed.chunking import chunking_of

@@ -18,6 +18,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("matplotlib",),
     "synth": ("httpx", "fastapi", "uvicorn"),
     "ray": ("ray",),
+    "openvino": ("openvino", "nncf"),
 }
 """Importable module names each extra provides (``index`` is part of ``serve``)."""
 

@@ -18,7 +18,7 @@ from llembed import pooling as pooling_ops
 from llembed.backbone import Backbone
 from llembed.batching import GROUP_TEXTS, token_budget_batches
 from llembed.prefix_cache import PrefixState
-from llembed.prompts import PromptTemplate, Strategy
+from llembed.prompts import PromptTemplate, Strategy, templates_for
 from llembed.recipe import Recipe, resolve_layers
 from llembed.tokenization import PromptTokenizer, TokenBatch, TokenizedText, collate, shared_prefix_length
 
@@ -57,6 +57,10 @@ class ForwardLoop:
         self.last_stats: dict[str, float] = {}
         self.max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS
         self.prefix_cache = True
+        calibrate_with = getattr(backbone, "calibrate_with", None)  # a graph backend calibrates int8 on our prompt
+        if calibrate_with is not None:
+            template = templates_for(strategy, "document", None)[0]
+            calibrate_with(lambda texts: self.calibration_batches(texts, template), template.template)
 
     @property
     def tokenizer(self):
@@ -115,6 +119,12 @@ class ForwardLoop:
         hooks = self.block_hooks(template, batch, 0)
         return batch, self.backbone.hidden_states(batch, self.layer_ids, self.recipe.bidirectional, hooks, grad=True)
 
+    def calibration_batches(self, texts: Sequence[str], template: PromptTemplate) -> list[TokenBatch]:
+        """Sentences prompted as this loop prompts them, in batches of 16 (a graph backend's int8 calibration)."""
+        items = self.prompt_tokenizer.tokenize_texts(texts, template, None, True)
+        pad_id = self.tokenizer.pad_token_id
+        return [collate(items[i : i + 16], pad_id, self.padding_side) for i in range(0, len(items), 16)]
+
     def block_hooks(self, template: PromptTemplate, batch: TokenBatch, skip: int) -> list:
         """The strategy's per-block hooks for this batch (Token Prepending), none for most prompts."""
         return self.strategy.block_hooks(self.recipe, template, batch, skip, self.backbone.num_layers)
@@ -149,10 +159,13 @@ class ForwardLoop:
     ) -> PrefixState | None:
         """The template's shared leading tokens, run once and reused by every batch (equal results, less work).
 
-        Not with bidirectional attention (prefix tokens would have to see the text), nor for encoders, nor with
-        left padding on sliding-window models (pads between prefix and text would count towards the window).
+        Not with bidirectional attention (prefix tokens would have to see the text), nor for encoders or graph
+        backends, nor with left padding on sliding-window models (pads between prefix and text would count
+        towards the window).
         """
         if not (self.prefix_cache and self.backbone.is_decoder) or self.recipe.bidirectional:
+            return None
+        if self.backbone.prefix_cache is None:  # a compiled graph takes no keys/values from outside
             return None
         if self.padding_side == "left" and self.backbone.has_sliding_window:
             return None

@@ -23,14 +23,16 @@ from llembed.pooling import POOLINGS, PoolingName
 
 Precision = Literal["float32", "float16", "int8", "uint8", "binary", "ubinary"]
 DType = Literal["auto", "float32", "bfloat16", "float16", "int8"]
+BackendName = Literal["torch", "openvino", "auto"]
 PaddingSide = Literal["left", "right"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 DTYPES: tuple[str, ...] = get_args(DType)
+BACKENDS: tuple[str, ...] = get_args(BackendName)
 PADDING_SIDES: tuple[str, ...] = get_args(PaddingSide)
 
 FIELD_ROLES: dict[str, tuple[str, ...]] = {
     # what is loaded: changing one means loading another model (``Embedder.replace`` refuses them)
-    "weights": ("model", "adapter", "dtype"),
+    "weights": ("model", "adapter", "dtype", "backend"),
     # what the forward pass sees: the text around the input, attention, length limits, long texts, rationales
     "forward": (
         "prompt", "task", "icl_examples", "tp_layers", "bidirectional", "max_length", "padding_side", "truncation",
@@ -76,6 +78,9 @@ class Recipe:
     exclude_prompt: bool = False
     """Keep prompt/instruction tokens out of mean / weighted_mean / max pooling."""
     dtype: DType = "auto"
+    backend: BackendName = "torch"
+    """What runs the forward pass on the CPU: ``torch`` (the reference), ``openvino`` (a compiled graph, see
+    :mod:`llembed.openvino_backend`) or ``auto`` (the fastest of them that holds the quality gate here)."""
     max_length: int | None = None
     padding_side: PaddingSide | None = None
     truncation: bool = False
@@ -127,6 +132,7 @@ class Recipe:
         _choice("pooling", self.pooling, tuple(POOLINGS), optional=True)
         _choice("precision", self.precision, PRECISIONS)
         _choice("dtype", self.dtype, DTYPES)
+        _choice("backend", self.backend, BACKENDS)
         _choice("padding_side", self.padding_side, PADDING_SIDES, optional=True)
         _choice("chunking", self.chunking, tuple(CHUNKINGS))
         for name in ("truncate_dim", "max_length", "sparse_top_k", "chunk_tokens", "think_tokens"):

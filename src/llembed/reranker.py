@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from llembed.backbone import Backbone, load_backbone
+from llembed.backbone import Backbone
+from llembed.backends import load_backbone
 from llembed.batching import token_budget_batches
 from llembed.embedder import DEFAULT_MAX_BATCH_TOKENS, Embedder, validate_texts
 from llembed.errors import InputError, RecipeError
@@ -75,7 +76,8 @@ class Reranker:
 
     @classmethod
     def load(cls, resolved: Resolved, device: str | None = None, threads: int | None = None) -> Reranker:
-        return cls(load_backbone(resolved.source, resolved.recipe, device, threads), resolved.recipe)
+        # a reranker's passes end in the LM head and reuse the prompt's prefix: torch runs them whatever the backend
+        return cls(load_backbone(resolved.source, resolved.recipe, device, threads, graphs=False), resolved.recipe)
 
     @classmethod
     def of(cls, embedder: Embedder, **recipe_fields: Any) -> Reranker:

@@ -5,6 +5,11 @@ pooling: each token read as a one-token text would be); the vectors are reduced 
 weighted by how common it is (SIF: ``a / (a + p(token))``, ``p`` counted on licence-clean training text that
 shares nothing with the bundled evaluation sets), so in a text's mean, frequent tokens weigh little. The result
 loads in llembed and in sentence-transformers (:mod:`llembed.static`).
+
+``refine``: then train the table to reproduce the recipe's own sentence vectors (Tokenlearn, as in model2vec's
+potion models): the recipe embeds ``refine`` licence-clean sentences, their vectors are projected on the same
+principal axes, and the table's rows are fitted (Adam, cosine loss) so that each sentence's mean row points
+where the recipe's vector does. Tokens no such sentence holds keep their distilled rows.
 """
 
 from __future__ import annotations
@@ -49,11 +54,68 @@ def token_frequencies(tokenizer, texts: Iterable[str], size: int) -> np.ndarray:
 
 def pca(vectors: np.ndarray, dims: int) -> np.ndarray:
     """The vectors centred and projected on their ``dims`` leading principal axes (no whitening)."""
+    centre, axes = principal_axes(vectors, dims)
+    return ((vectors - centre) @ axes.T).astype(np.float32)
+
+
+def principal_axes(vectors: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors' mean and their ``dims`` leading principal axes (rows)."""
     if not 0 < dims <= vectors.shape[1]:
         raise InputError(f"dims must be between 1 and {vectors.shape[1]}, not {dims}")
-    centred = vectors - vectors.mean(axis=0, keepdims=True)
-    _, _, axes = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
-    return (centred @ axes[:dims].T).astype(np.float32)
+    centre = vectors.mean(axis=0, keepdims=True)
+    _, _, axes = np.linalg.svd((vectors - centre).astype(np.float64), full_matrices=False)
+    return centre, axes[:dims]
+
+
+REFINE_EPOCHS = 6
+REFINE_LEARNING_RATE = 2e-3
+
+
+def refine_table(
+    table: np.ndarray,
+    token_ids: list[list[int]],
+    targets: np.ndarray,
+    epochs: int = REFINE_EPOCHS,
+    learning_rate: float = REFINE_LEARNING_RATE,
+    batch_size: int = 256,
+    seed: int = 0,
+    show_progress_bar: bool | None = None,
+) -> tuple[np.ndarray, list[float]]:
+    """Fit ``table``'s rows so that each text's mean row (its tokens ``token_ids``) has the direction of its
+    ``targets`` row; returns the table and the mean cosine loss of each epoch (the first measured before any
+    update). Texts without tokens are left out."""
+    import torch
+    from tqdm.auto import tqdm
+
+    keep = [i for i, ids in enumerate(token_ids) if ids]
+    if not keep:
+        raise InputError("refine: no text has a token")
+    weights = torch.nn.Parameter(torch.from_numpy(table.copy()))
+    goal = torch.nn.functional.normalize(torch.from_numpy(targets[keep]).float(), dim=1)
+    texts = [torch.tensor(token_ids[i], dtype=torch.long) for i in keep]
+    optimizer = torch.optim.Adam([weights], lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss_of(rows: torch.Tensor) -> torch.Tensor:
+        flat = torch.cat([texts[i] for i in rows])
+        offsets = torch.tensor([0, *np.cumsum([len(texts[i]) for i in rows[:-1]]).tolist()], dtype=torch.long)
+        means = torch.nn.functional.embedding_bag(flat, weights, offsets, mode="mean")
+        return (1 - torch.nn.functional.cosine_similarity(means, goal[rows], dim=1)).mean()
+
+    with torch.no_grad():
+        losses = [float(loss_of(torch.arange(len(texts))))]
+    for _ in tqdm(range(epochs), desc="refining", disable=show_progress_bar is False):
+        order = torch.randperm(len(texts), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            loss = loss_of(rows)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(rows)
+        losses.append(total / len(texts))
+    return weights.detach().numpy(), losses
 
 
 def frequency_texts() -> list[str]:
@@ -76,10 +138,12 @@ def distill_static(
     texts: Iterable[str] | None = None,
     batch_size: int = 256,
     show_progress_bar: bool | None = None,
+    refine: int = 0,
 ) -> Path:
     """Write the static model distilled from ``embedder``'s recipe to ``out`` (a sentence-transformers folder,
     written whole or not at all); ``texts``: what token frequencies are counted on (default
-    :func:`frequency_texts`)."""
+    :func:`frequency_texts`); ``refine``: how many of those texts (distinct, in a fixed shuffled order) the recipe
+    embeds for the table to be trained on (0: none)."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, StaticEmbedding
     from tokenizers import Tokenizer
@@ -92,10 +156,22 @@ def distill_static(
     pooled = embedder.pool(strings, [embedder.spec], "document", None, batch_size, show_progress_bar, strict=False)
     vectors[ids] = pooled[embedder.spec].numpy()
     table = np.zeros((len(tokenizer), min(dims, vectors.shape[1])), dtype=np.float32)
-    table[ids] = pca(vectors[ids], dims)
+    centre, axes = principal_axes(vectors[ids], dims)
+    table[ids] = (vectors[ids] - centre) @ axes.T
     counted = list(frequency_texts() if texts is None else texts)
     frequency = token_frequencies(tokenizer, counted, len(tokenizer))
     table *= (SIF_A / (SIF_A + frequency)).astype(np.float32)[:, None]
+    refined = None
+    if refine:
+        sample = list(dict.fromkeys(counted))
+        np.random.default_rng(0).shuffle(sample)
+        sample = sample[:refine]
+        teacher = embedder.pool(sample, [embedder.spec], "document", None, batch_size, show_progress_bar, strict=False)
+        targets = ((teacher[embedder.spec].numpy() - centre) @ axes.T).astype(np.float32)
+        token_ids = tokenizer(sample, add_special_tokens=False)["input_ids"]
+        table, losses = refine_table(table, token_ids, targets, show_progress_bar=show_progress_bar)
+        refined = {"texts": len(sample), "epochs": REFINE_EPOCHS, "learning_rate": REFINE_LEARNING_RATE,
+                   "cosine_loss_by_epoch": [round(loss, 5) for loss in losses]}  # fmt: skip
     static = StaticEmbedding(Tokenizer.from_str(tokenizer.backend_tokenizer.to_str()), embedding_weights=table)
     model = SentenceTransformer(modules=[static, Normalize()], device="cpu")
     work = out.with_name(f".{out.name}.partial")
@@ -106,6 +182,7 @@ def distill_static(
         "dims": int(table.shape[1]),
         "vocabulary": len(tokenizer),
         "weighting": {"sif_a": SIF_A, "frequency_texts": len(counted)},
+        "refined": refined,
     }
     atomic_write_text(work / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
     shutil.rmtree(out, ignore_errors=True)

@@ -16,7 +16,7 @@ from rich.markup import escape
 from llembed.chunking import CHUNKINGS
 from llembed.errors import LlembedError
 from llembed.pooling import POOLINGS
-from llembed.recipe import DTYPES, FIELD_ROLES, LAYER_HELP, PRECISIONS, parse_layer_spec
+from llembed.recipe import BACKENDS, DTYPES, FIELD_ROLES, LAYER_HELP, PRECISIONS, parse_layer_spec
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -35,6 +35,7 @@ TaskOpt = Annotated[str | None, typer.Option(help="Task description for instruct
 BidirectionalOpt = Annotated[bool | None, typer.Option("--bidirectional/--causal")]
 ExcludePromptOpt = Annotated[bool | None, typer.Option("--exclude-prompt/--include-prompt")]
 DtypeOpt = Annotated[str | None, typer.Option(help=" | ".join(DTYPES))]
+BackendOpt = Annotated[str | None, typer.Option(help="CPU forward pass: " + " | ".join(BACKENDS))]
 MaxLengthOpt = Annotated[int | None, typer.Option(help="Max tokens per prompted text")]
 TruncationOpt = Annotated[bool | None, typer.Option("--truncation/--no-truncation")]
 ChunkingOpt = Annotated[
@@ -62,6 +63,7 @@ RECIPE_FLAGS: dict[str, Any] = {
     "bidirectional": BidirectionalOpt,
     "exclude_prompt": ExcludePromptOpt,
     "dtype": DtypeOpt,
+    "backend": BackendOpt,
     "max_length": MaxLengthOpt,
     "truncation": TruncationOpt,
     "chunking": ChunkingOpt,

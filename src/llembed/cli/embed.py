@@ -109,6 +109,9 @@ def distill_static_command(
     model: ModelOpt = None,
     recipe: RecipeOpt = None,
     dims: Annotated[int, typer.Option(help="Dimensions kept by PCA", min=1)] = 256,
+    refine: Annotated[
+        int, typer.Option(help="Then fit the table to the recipe's vectors of this many training texts", min=0)
+    ] = 0,
     batch_size: BatchSizeOpt = 256,
     recipe_fields: dict | None = None,
 ) -> None:
@@ -120,7 +123,7 @@ def distill_static_command(
     embedder = load_embedder(model, recipe, **recipe_fields)
     console.print(f"[bold]{embedder}[/bold]\nembedding {len(embedder.tokenizer):,} vocabulary tokens")
     start = time.perf_counter()
-    path = distill_static(embedder, output, dims=dims, batch_size=batch_size, show_progress_bar=True)
+    path = distill_static(embedder, output, dims=dims, batch_size=batch_size, show_progress_bar=True, refine=refine)
     console.print(
         f"wrote static model {path} in {time.perf_counter() - start:.0f}s: llembed embed -m {path}, "
         f"or SentenceTransformer({str(path)!r})"
