@@ -93,18 +93,11 @@ def choose(reference: Backbone, recipe, load_torch: Callable[[], Backbone], thre
 def _probe(backbone, layers: list[int], bidirectional: bool) -> float:
     """Seconds to embed the probe sentences (after one warm-up batch); RecipeError when no graph runs them."""
     from llembed.quantization import calibration_texts
-    from llembed.tokenization import TokenBatch
+    from llembed.tokenization import plain_batches
 
     if isinstance(backbone, OpenVINOBackbone) and not backbone.expresses(layers, bidirectional, (), None, False):
         raise RecipeError(f"no graph for layers {layers}")
-    texts = calibration_texts()[:PROBE_SENTENCES]
-    tokenizer = backbone.tokenizer
-    batches = []
-    for start in range(0, len(texts), 16):
-        encoded = tokenizer(texts[start : start + 16], padding=True, return_tensors="pt")
-        mask = encoded["attention_mask"]
-        positions = (mask.cumsum(1) - 1).clamp(min=0)
-        batches.append(TokenBatch(encoded["input_ids"], mask, positions, mask.bool(), None))
+    batches = plain_batches(backbone.tokenizer, calibration_texts()[:PROBE_SENTENCES])
     # exported (and an int8 graph gated) before the clock starts
     if isinstance(backbone, OpenVINOBackbone) and backbone.graph(layers[0], bidirectional) is None:
         raise RecipeError("its int8 graph misses the quality gate")

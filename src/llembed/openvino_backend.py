@@ -39,7 +39,7 @@ from torch import nn
 from llembed.backbone import Backbone, cpu_name
 from llembed.errors import RecipeError
 from llembed.extras import require
-from llembed.tokenization import TokenBatch
+from llembed.tokenization import TokenBatch, plain_batches
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ GRAPH_VERSION = "v3"
 """Part of a cached graph's folder name: bump it when the export changes."""
 INT8_GATE = 0.985
 """int8 graphs must keep every held-aside pooled vector within this cosine of torch float32's (SmolLM2's: 0.989;
-``benchmarks/bench_encode.py`` reports what that costs on STS-B and SciFact)."""
+``benchmarks/bench_backends.py`` reports what it costs on STS-B)."""
 GATE_SENTENCES = 64
 """The last calibration sentences, held out of int8 calibration to check the gate."""
 PRECISIONS = {"auto": None, "float32": "f32", "bfloat16": "bf16", "float16": "f16", "int8": None}
@@ -183,10 +183,9 @@ class OpenVINOBackbone:
         prefix: Any = None,
         grad: bool = False,
     ) -> dict[int, torch.Tensor]:
-        if not self.expresses(layer_ids, bidirectional, block_hooks, prefix, grad):
-            return self.torch.hidden_states(batch, layer_ids, bidirectional, block_hooks, prefix, grad)
-        graph = self.graph(layer_ids[0], bidirectional)
-        if graph is None:  # an int8 graph below the gate, under backend auto
+        expressed = self.expresses(layer_ids, bidirectional, block_hooks, prefix, grad)
+        graph = self.graph(layer_ids[0], bidirectional) if expressed else None
+        if graph is None:  # torch's pass, or an int8 graph below the gate under backend auto
             return self.torch.hidden_states(batch, layer_ids, bidirectional, block_hooks, prefix, grad)
         with self.torch.lock:
             output = graph(self._graph_inputs(batch))[0]
@@ -287,7 +286,6 @@ class OpenVINOBackbone:
 
     def _quantize(self, model, layer: int, bidirectional: bool) -> tuple[Any, float]:
         """Static int8 with NNCF over the calibration sentences; returns the model and its gate's cosine."""
-        require("openvino", "backend openvino with dtype int8")
         import nncf
 
         from llembed.quantization import calibration_texts
@@ -317,16 +315,8 @@ class OpenVINOBackbone:
         return quantized, worst
 
     def _plain_batches(self, texts: Sequence[str]) -> list[TokenBatch]:
-        """Sentences as they are, 16 to a right-padded batch (a backbone used without a forward loop)."""
-        tokenizer = self.torch.tokenizer
-        batches = []
-        for start in range(0, len(texts), 16):
-            encoded = tokenizer(list(texts[start : start + 16]), padding=True, truncation=True, max_length=256,
-                                return_tensors="pt", padding_side="right")  # fmt: skip
-            mask = encoded["attention_mask"]
-            positions = (mask.cumsum(1) - 1).clamp(min=0)
-            batches.append(TokenBatch(encoded["input_ids"], mask, positions, mask.bool(), None))
-        return batches
+        """Sentences as they are (a backbone used without a forward loop)."""
+        return plain_batches(self.torch.tokenizer, texts)
 
     def _graph_inputs(self, batch: TokenBatch) -> dict[str, np.ndarray]:
         inputs = {"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()}

@@ -38,6 +38,11 @@ def is_static_folder(path: str | Path) -> bool:
     return bool(modules) and str(modules[0].get("type", "")).endswith("StaticEmbedding")
 
 
+def bag_offsets(lengths: Sequence[int]) -> torch.Tensor:
+    """Where each text starts in its texts' concatenated token ids: ``embedding_bag``'s offsets."""
+    return torch.tensor([0, *np.cumsum(lengths[:-1]).tolist()], dtype=torch.long)
+
+
 @dataclass
 class StaticBackbone:
     """A token-vector table in the place of a transformer: hidden state 0 of a text is its tokens' vectors.
@@ -107,7 +112,7 @@ class StaticBackbone:
         encodings = self.tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=False)
         lengths = [len(encoding.ids) for encoding in encodings]
         flat = torch.tensor([token for encoding in encodings for token in encoding.ids], dtype=torch.long)
-        offsets = torch.tensor([0, *np.cumsum(lengths[:-1]).tolist()], dtype=torch.long)
+        offsets = bag_offsets(lengths)
         return torch.nn.functional.embedding_bag(flat, self.vectors, offsets, mode="mean"), sum(lengths)
 
     def lm_head(self):

@@ -25,7 +25,7 @@ import numpy as np
 from llembed.embedder import Embedder
 from llembed.errors import InputError
 from llembed.io_utils import atomic_write_text, iter_jsonl
-from llembed.static import META_FILE
+from llembed.static import META_FILE, bag_offsets
 
 SIF_A = 1e-3
 """SIF's smoothing: a token as common as ``a`` weighs half as much as an unseen one."""
@@ -98,7 +98,7 @@ def refine_table(
 
     def loss_of(rows: torch.Tensor) -> torch.Tensor:
         flat = torch.cat([texts[i] for i in rows])
-        offsets = torch.tensor([0, *np.cumsum([len(texts[i]) for i in rows[:-1]]).tolist()], dtype=torch.long)
+        offsets = bag_offsets([len(texts[i]) for i in rows])
         means = torch.nn.functional.embedding_bag(flat, weights, offsets, mode="mean")
         return (1 - torch.nn.functional.cosine_similarity(means, goal[rows], dim=1)).mean()
 

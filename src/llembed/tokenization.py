@@ -249,3 +249,15 @@ def shared_prefix_length(items: Sequence[TokenizedText], prefix_ids: Sequence[in
             common += 1
         length = common
     return max(length, 0)
+
+
+def plain_batches(tokenizer, texts: Sequence[str], batch_size: int = 16, max_length: int = 256) -> list[TokenBatch]:
+    """Texts as they are (the tokenizer's own special tokens, no prompt), right-padded batches of ``batch_size``,
+    positions counted over real tokens: what a backend calibrates or is timed on outside a forward loop."""
+    batches = []
+    for start in range(0, len(texts), batch_size):
+        encoded = tokenizer(list(texts[start : start + batch_size]), padding=True, truncation=True,
+                            max_length=max_length, return_tensors="pt", padding_side="right")  # fmt: skip
+        mask = encoded["attention_mask"]
+        batches.append(TokenBatch(encoded["input_ids"], mask, (mask.cumsum(1) - 1).clamp(min=0), mask.bool(), None))
+    return batches
