@@ -1,6 +1,7 @@
 """Reranking speed: llembed's Reranker (query head cached) vs the same without the cache, vs plain transformers
 (the whole prompt per pair, as a user writes it) and vs sentence-transformers' CrossEncoder on the same model
-folder, one process, the same real (query, document) pairs; plus the early exit at two thirds of the depth.
+folder, one process, the same real (query, document) pairs; plus the early exit at two thirds of the depth and
+the ``likelihood`` prompt (``smollm2-135m-ql-reranker``'s scoring: the document first, so nothing is cached).
 
     python benchmarks/bench_rerank.py [--queries 8] [--documents 30] [--json benchmarks/results/bench_rerank.json]
 
@@ -143,6 +144,17 @@ def main() -> None:
     early = Reranker(reranker.backbone, reranker.recipe.replace(layer=round(reranker.backbone.num_layers * 2 / 3)))
     name = f"llembed Reranker, exit at layer {early.layer_ids[0]}"
     results.append(timed(name, llembed_scorer(early, args.batch_size), work, tokens))
+    # the query-likelihood reranker (smollm2-135m-ql-reranker's scoring): the document first, nothing cached
+    likelihood = Reranker(reranker.backbone, reranker.recipe.replace(rerank_prompt="likelihood"))
+    likelihood_tokens = 0
+    for query, docs in work:
+        r = render(likelihood.prompt, query, likelihood.task, reranker.tokenizer, reranker._special_prefix)
+        around = len(r.head_ids) + len(r.tail_ids) + len(r.query_ids)
+        likelihood_tokens += sum(
+            around + len(reranker.tokenizer(d, add_special_tokens=False)["input_ids"]) for d in docs
+        )
+    name = "llembed Reranker, likelihood prompt"
+    results.append(timed(name, llembed_scorer(likelihood, args.batch_size), work, likelihood_tokens))
     try:
         model_dir = dequantized_gguf(locate(None))
         # its input is the bare pair (no instruction, no chat template): fewer tokens, counted as its own
@@ -157,6 +169,10 @@ def main() -> None:
     for other in results[1:]:
         pairs_ratio = base["pairs_per_s"] / other["pairs_per_s"]
         print(f"  vs {other['system']:<46} {pairs_ratio:5.2f}×  {base['tokens_per_s'] / other['tokens_per_s']:5.2f}×")
+    crossencoder = next((r for r in results if r["system"].startswith("sentence-transformers")), None)
+    if crossencoder is not None:
+        ratio = results[4]["pairs_per_s"] / crossencoder["pairs_per_s"]
+        print(f"  likelihood prompt vs the CrossEncoder: {ratio:5.2f}× its pairs/s")
     reference = results[2]["scores"]
     agreement = {
         "cached vs transformers, max |Δscore|": float(np.abs(base["scores"] - reference).max()),

@@ -187,6 +187,8 @@ def main() -> None:
     parser.add_argument("--blend", nargs="*", type=float, default=[0.2], help="the reranker's shares to blend at")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="first stages, in this order")
     parser.add_argument("--queries", type=int, help="rerank only each set's first N queries (a sample: say so)")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N queries (e.g. those a blend weight "
+                        "was chosen on), before --queries")  # fmt: skip
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     cells_file = args.out / "cells.json"
@@ -202,7 +204,7 @@ def main() -> None:
         for column in args.sets:
             full = make_task(load_bundled(SETS[column]))
             # the first N queries in file order (the first stage's first N rows); it still ranks the whole corpus
-            task = sampled(full, args.queries) if args.queries else full
+            task = sampled(full, args.queries, args.skip) if args.queries or args.skip else full
             instruction = task.dataset.meta.get("instruction")
             pairs = PairScores(args.work / "scores" / slug(reranker_name) / f"{slug(column)}.json")
             for retriever in args.retrievers:
@@ -213,7 +215,8 @@ def main() -> None:
                         after_row = f"{row} → {reranker_name} top {TOP}{blended}"
                         if column in cells.get(after_row, {}):
                             continue
-                        stage = stages.get(retriever, column, full)[mode][: len(task.dataset.queries)]
+                        rows = slice(args.skip, args.skip + len(task.dataset.queries))
+                        stage = stages.get(retriever, column, full)[mode][rows]
                         judge = functools.partial(pairs.judge, reranker, task.dataset.queries, task=instruction)
                         rerank = rerank_candidates if isinstance(task, RerankingTask) else rerank_retrieval
                         before, after = rerank(task, stage, judge, weight)
@@ -226,14 +229,15 @@ def main() -> None:
     write_table(args, cells)
 
 
-def sampled(task, count: int):
-    """The task on its first ``count`` queries (and their judgements); the corpus whole."""
-    keep = list(task.dataset.queries)[:count]
+def sampled(task, count: int | None, skip: int = 0):
+    """The task on ``count`` queries (all: ``None``) after the first ``skip`` (and their judgements); the corpus
+    whole."""
+    keep = list(task.dataset.queries)[skip : None if count is None else skip + count]
     dataset = dataclasses.replace(
         task.dataset,
         queries={q: task.dataset.queries[q] for q in keep},
         qrels={q: task.dataset.qrels[q] for q in keep},
-        subsample_note=f"first {len(keep)} queries",
+        subsample_note=f"queries {skip + 1}–{skip + len(keep)}",
     )
     return make_task(dataset)
 
@@ -278,7 +282,13 @@ def write_table(args, cells: dict[str, dict[str, float]]) -> None:
         + (
             f" **A sample**: each set's first {args.queries} queries (in file order) are scored and reranked; "
             "the first stage still ranks the whole corpus."
-            if args.queries
+            if args.queries and not args.skip
+            else ""
+        )
+        + (
+            f" **Held out**: the first {args.skip} queries (in file order), on which the blend weights were chosen, "
+            "are left out; the rest are scored and reranked."
+            if args.skip
             else ""
         ),
     ]

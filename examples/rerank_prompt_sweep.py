@@ -47,7 +47,8 @@ def main() -> None:
     base = Reranker.from_pretrained(args.model, truncation=True, max_length=512)
     lines = ["| prompt | answer words | positive first | MRR of the positive |", "|---|---|---|---|"]
     for name, prompt in RERANK_PROMPTS.items():
-        for labels in (list(prompt.labels), other_case(prompt.labels)):
+        label_sets = [None] if prompt.scoring == "likelihood" else [list(prompt.labels), other_case(prompt.labels)]
+        for labels in label_sets:
             try:
                 reranker = Reranker(base.backbone, base.recipe.replace(rerank_prompt=name, rerank_labels=labels))
             except LlembedError as exc:  # an answer word that is two tokens for this tokenizer

@@ -104,9 +104,8 @@ def test_the_tuned_alias_loads_its_adapter_and_instructs_only_queries(default_em
 
 def test_the_shipped_reranker_puts_the_answer_first_with_calibrated_probabilities():
     from llembed import Reranker
-    from llembed.model_sources import DEFAULT_RERANKER
 
-    reranker = Reranker.from_pretrained(DEFAULT_RERANKER, dtype="float32")
+    reranker = Reranker.from_pretrained("smollm2-135m-reranker", dtype="float32")
     assert reranker.recipe.rerank_calibration is not None and reranker.recipe.adapter.endswith("adapter")
     passages = [
         "The stock market fell sharply on Monday.",
@@ -121,6 +120,25 @@ def test_the_shipped_reranker_puts_the_answer_first_with_calibrated_probabilitie
     scale, bias = reranker.recipe.rerank_calibration
     assert probabilities == pytest.approx([1 / (1 + np.exp(-(scale * s + bias))) for s in scores], abs=1e-6)
     assert probabilities[1] > 0.75 and np.argmax(probabilities) == 1
+
+
+def test_the_default_query_likelihood_reranker_puts_the_answer_first_and_the_off_topic_last():
+    from llembed import Reranker
+    from llembed.model_sources import DEFAULT_RERANKER
+
+    assert DEFAULT_RERANKER == "smollm2-135m-ql-reranker"  # what serve and rerank answer with
+    reranker = Reranker.from_pretrained(DEFAULT_RERANKER, dtype="float32")
+    assert reranker.likelihood and reranker.recipe.adapter is None and reranker.recipe.rerank_calibration
+    passages = [
+        "The stock market fell sharply on Monday.",
+        "Paris is the capital and largest city of France.",
+        "Bananas are a good source of potassium.",
+        "The Eiffel Tower was finished in 1889.",
+    ]
+    scores = reranker.score("What is the capital of France?", passages)
+    assert np.argsort(scores)[::-1].tolist()[:2] == [1, 3]  # the answer, then the other passage about Paris
+    assert scores[1] > max(scores[0], scores[2]) + 0.3  # nats per query token over the off-topic passages
+    assert reranker.probabilities(scores)[1] > reranker.probabilities(scores)[0]
 
 
 def test_the_shipped_multivector_model_puts_the_answer_first_by_maxsim():

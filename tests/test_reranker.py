@@ -28,8 +28,64 @@ def hand_scores(reranker: Reranker, query: str, documents: list[str], task: str 
     return scores
 
 
+ANSWER_PROMPTS = [name for name, prompt in RERANK_PROMPTS.items() if prompt.scoring == "answer"]
+
+
+def hand_likelihoods(reranker: Reranker, query: str, documents: list[str], cut: int | None = None) -> list[float]:
+    """Mean log-probability of the query's tokens after each document less the same after no document, from the
+    full model's own logits over the whole prompt, one document at a time."""
+    rendered = render(reranker.prompt, query, reranker.task, reranker.tokenizer, reranker._special_prefix)
+    query_ids = rendered.query_ids
+
+    def mean_log_probability(document_ids: list[int]) -> float:
+        ids = rendered.head_ids + document_ids + rendered.tail_ids + query_ids
+        with torch.no_grad():
+            logits = reranker.backbone.model(input_ids=torch.tensor([ids])).logits[0].float()
+        log_probs = torch.log_softmax(logits[-len(query_ids) - 1 : -1], dim=-1)
+        return float(log_probs[torch.arange(len(query_ids)), torch.tensor(query_ids)].mean())
+
+    baseline = mean_log_probability([])
+    return [
+        mean_log_probability(reranker.tokenizer(d, add_special_tokens=False)["input_ids"][:cut]) - baseline
+        for d in documents
+    ]
+
+
 @pytest.mark.parametrize("kind", TINY_KINDS)
-@pytest.mark.parametrize("prompt", list(RERANK_PROMPTS))
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_likelihood_scores_are_the_querys_log_probability_gain(tiny_backbones, kind, padding_side):
+    reranker = Reranker(tiny_backbones[kind], Recipe(rerank_prompt="likelihood", padding_side=padding_side))
+    rendered = render(reranker.prompt, QUERY, reranker.task, reranker.tokenizer, reranker._special_prefix)
+    text = reranker.tokenizer.decode(rendered.head_ids + [7] + rendered.tail_ids + rendered.query_ids)
+    assert text.startswith(reranker.tokenizer.decode(reranker._special_prefix) + "Passage: ")
+    assert text.endswith(f"\nPlease write a query based on this passage.\nQuery: {QUERY}")
+    got = reranker.score(QUERY, SENTENCES, batch_size=3)
+    assert got == pytest.approx(hand_likelihoods(reranker, QUERY, SENTENCES), abs=1e-4)
+    assert got == pytest.approx([reranker.score(QUERY, [d])[0] for d in SENTENCES], abs=1e-5)  # batch = singles
+    assert reranker.last_stats["computed_tokens"] == reranker.last_stats["tokens"]  # the document comes first
+    assert reranker.rank(QUERY, SENTENCES, top_n=1)[0]["index"] == max(range(len(got)), key=got.__getitem__)
+
+
+def test_likelihood_cuts_documents_around_the_query_and_trains_with_the_same_scores(tiny_backbones):
+    backbone = tiny_backbones["qwen2"]
+    long_document = " ".join(SENTENCES * 10)
+    reranker = Reranker(backbone, Recipe(rerank_prompt="likelihood", max_length=120, truncation=True))
+    rendered = render(reranker.prompt, QUERY, reranker.task, reranker.tokenizer, reranker._special_prefix)
+    room = 120 - len(rendered.head_ids) - len(rendered.tail_ids) - len(rendered.query_ids)
+    assert reranker.score(QUERY, [long_document]) == pytest.approx(
+        hand_likelihoods(reranker, QUERY, [long_document], cut=room), abs=1e-4
+    )
+    assert reranker.last_stats["truncated"] == 1
+    trained = reranker.forward([QUERY, "Where do markets fall?"], [SENTENCES[:3], SENTENCES[-3:]])
+    assert trained.shape == (2, 3) and trained.requires_grad
+    expected = [reranker.score(QUERY, SENTENCES[:3]), reranker.score("Where do markets fall?", SENTENCES[-3:])]
+    torch.testing.assert_close(trained.detach(), torch.tensor(expected), atol=1e-4, rtol=0)
+    with pytest.raises(RecipeError, match="rerank_labels apply to yes/no prompts"):
+        Reranker(backbone, Recipe(rerank_prompt="likelihood", rerank_labels=["Yes", "No"]))
+
+
+@pytest.mark.parametrize("kind", TINY_KINDS)
+@pytest.mark.parametrize("prompt", ANSWER_PROMPTS)
 def test_score_equals_the_models_own_answer_logits(tiny_backbones, kind, prompt):
     reranker = Reranker(tiny_backbones[kind], Recipe(rerank_prompt=prompt))
     got = reranker.score(QUERY, SENTENCES, batch_size=2)

@@ -64,8 +64,11 @@ def test_a_sentence_transformers_folder_without_normalize_is_read_as_such(tmp_pa
 def test_every_tuned_alias_ships_a_complete_run_on_a_bundled_base(alias):
     folder = model_sources.tuned_model_folder(alias)
     recipe = resolve_recipe(alias)
-    assert recipe.model in model_sources.BUNDLED_MODELS and recipe.adapter == str((folder / "adapter").resolve())
     assert (folder / "README.md").read_text(encoding="utf-8").startswith(f"# {alias}\n")  # its model card
+    if recipe.adapter is None:  # an untrained alias (the likelihood reranker): a recipe over bundled weights
+        assert recipe.model in model_sources.BUNDLED_MODELS and not (folder / "adapter").exists()
+        return
+    assert recipe.model in model_sources.BUNDLED_MODELS and recipe.adapter == str((folder / "adapter").resolve())
     config = json.loads((folder / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
     assert config["peft_type"] == "LORA" and (folder / "adapter" / "adapter_model.safetensors").is_file()
     if recipe.model.startswith("gemma"):  # a Model Derivative of Gemma carries the terms and the notice they ask for

@@ -78,6 +78,10 @@ TUNED_MODELS: dict[str, TunedModel] = {
         "SmolLM2-135M-Instruct + llembed's reranking LoRA (examples/rerank_lora.yaml): a yes/no judge of (query, "
         "document) pairs with calibrated relevance probabilities; load it with Reranker or serve --reranker",
     ),
+    "smollm2-135m-ql-reranker": TunedModel(
+        "SmolLM2-135M-Instruct as it ships, scoring a document by how much it raises the model's likelihood of the "
+        "query (the likelihood rerank prompt, UPR), with calibrated relevance probabilities; no adapter",
+    ),
     "gemma-3-270m-reranker": TunedModel(
         "Gemma-3-270M + a reranking LoRA (examples/gemma_rerank_lora.yaml), the same data as smollm2-135m-reranker: "
         "a yes/no judge with calibrated relevance probabilities; Gemma Terms of Use apply",
@@ -85,20 +89,23 @@ TUNED_MODELS: dict[str, TunedModel] = {
 }
 
 
-DEFAULT_RERANKER = "smollm2-135m-reranker"
+DEFAULT_RERANKER = "smollm2-135m-ql-reranker"
 """What ``llembed serve`` answers ``/v1/rerank`` with, and ``llembed rerank`` judges with, by default, while it is
 among the shipped tuned models."""
 
 
 def default_reranker() -> str | None:
-    """The shipped trained reranker, or ``None`` where this install has none (then only a model asked for)."""
+    """The shipped reranker, or ``None`` where this install has none (then only a model asked for)."""
     return DEFAULT_RERANKER if DEFAULT_RERANKER in TUNED_MODELS else None
 
 
 def tuned_model_folder(alias: str) -> Path:
-    """The run-style folder of a tuned alias (``recipe.yaml`` + ``adapter/``), checked to be complete."""
+    """The run-style folder of a tuned alias (``recipe.yaml`` + the ``adapter/`` it names, if any), checked to be
+    complete."""
     folder = TUNED_DIR / alias.lower()
-    if not (folder / "recipe.yaml").is_file() or not (folder / "adapter" / "adapter_config.json").is_file():
+    recipe = folder / "recipe.yaml"
+    names_adapter = recipe.is_file() and "\nadapter: adapter\n" in recipe.read_text(encoding="utf-8")
+    if not recipe.is_file() or (names_adapter and not (folder / "adapter" / "adapter_config.json").is_file()):
         raise ModelNotFoundError(f"tuned model {alias!r}: {folder} is incomplete; reinstall llembed")
     return folder
 

@@ -1,5 +1,7 @@
-"""Reranking prompts: one registry, :data:`RERANK_PROMPTS`, of the yes/no questions a causal LM answers about a
-(query, document) pair. The score is read off the logits of the two answer words at the prompt's last token.
+"""Reranking prompts: one registry, :data:`RERANK_PROMPTS`, of the ways a causal LM judges a (query, document)
+pair. An ``answer`` prompt asks a yes/no question; the score is read off the logits of the two answer words at the
+prompt's last token. A ``likelihood`` prompt puts the document first and scores how much it raises the model's
+probability of the query (query likelihood, UPR: Sachan et al., 2022), per query token.
 
 A prompt renders to three token pieces: the *head* (instruction and query — the same for all of a query's
 documents, so it is run once and its keys/values reused), the document, and the *tail* (the question and,
@@ -10,8 +12,9 @@ same whatever document follows. A custom template is a string holding ``{query}`
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llembed.errors import InputError, RecipeError
 
@@ -31,6 +34,8 @@ class RerankPrompt:
     system: str | None = None
     chat: bool = False
     """Wrap the question in the tokenizer's chat template (the answer comes as the assistant's first token)."""
+    scoring: str = "answer"
+    """``answer``: the yes/no logit difference; ``likelihood``: the query's log-probability after the document."""
 
 
 RERANK_PROMPTS: dict[str, RerankPrompt] = {
@@ -59,6 +64,14 @@ RERANK_PROMPTS: dict[str, RerankPrompt] = {
             "answer to the query by providing a prediction of either 'Yes' or 'No'.\n",
             ("Yes", "No"),
         ),
+        RerankPrompt(
+            "likelihood",
+            "any model: the document, then a request to write a query for it; the score is the mean log-probability "
+            "the document adds to each query token (UPR's query likelihood)",
+            "Passage: {document}\nPlease write a query based on this passage.\nQuery: {query}",
+            ("", ""),
+            scoring="likelihood",
+        ),
     )
 }
 """Named reranking prompts (``rerank_prompt`` in a recipe); ``None`` picks ``chat`` for models with a chat
@@ -81,11 +94,13 @@ def check_rerank_prompt(prompt: str) -> None:
 
 @dataclass(frozen=True)
 class RenderedPrompt:
-    """One query's prompt around any document: ``head_ids + document ids + tail_ids``."""
+    """One query's prompt around any document: ``head_ids + document ids + tail_ids``; for a ``likelihood``
+    prompt the query comes last, as ``query_ids`` after the tail (and the head holds no query)."""
 
     head_ids: list[int]
     tail_ids: list[int]
-    label_ids: tuple[int, int]
+    label_ids: tuple[int, int] | None
+    query_ids: list[int] = field(default_factory=list)
 
 
 def resolve_rerank_prompt(prompt: str | None, labels: list[str] | None, tokenizer) -> RerankPrompt:
@@ -100,12 +115,16 @@ def resolve_rerank_prompt(prompt: str | None, labels: list[str] | None, tokenize
     if found.chat and not getattr(tokenizer, "chat_template", None):
         raise RecipeError(f"rerank_prompt {found.name!r} needs a chat template, which this tokenizer lacks: use plain")
     if labels is not None:
-        found = RerankPrompt(found.name, found.summary, found.user, (labels[0], labels[1]), found.system, found.chat)
+        if found.scoring != "answer":
+            raise RecipeError(f"rerank_labels apply to yes/no prompts; {found.name!r} scores the query's likelihood")
+        found = dataclasses.replace(found, labels=(labels[0], labels[1]))
     return found
 
 
 def render(prompt: RerankPrompt, query: str, task: str, tokenizer, special_prefix: list[int]) -> RenderedPrompt:
     """Token ids of the prompt's head (with ``query`` and ``task``) and tail, and of its two answer words."""
+    if prompt.scoring == "likelihood":
+        return _render_likelihood(prompt, query, task, tokenizer, special_prefix)
     values = {"query": _QUERY, "document": _DOCUMENT, "task": task}
     user = _FIELD.sub(lambda match: values[match.group(1)], prompt.user)
     if prompt.chat:
@@ -136,3 +155,18 @@ def label_ids(labels: tuple[str, str], tokenizer) -> tuple[int, int]:
     if ids[0] == ids[1]:
         raise InputError(f"the answers {labels[0]!r} and {labels[1]!r} are the same token")
     return ids[0], ids[1]
+
+
+def _render_likelihood(prompt: RerankPrompt, query: str, task: str, tokenizer, special_prefix: list[int]):
+    """Head (before the document), tail (between document and query) and the query's own tokens; the space before
+    ``{query}`` goes with the query, as a tokenizer would join them in running text."""
+    text = prompt.user.replace("{task}", task)
+    head, _, rest = text.partition("{document}")
+    middle, _, after = rest.partition("{query}")
+    if after:
+        raise RecipeError(f"a likelihood prompt must end with {{query}}, not {after!r}")
+    stripped = middle.rstrip(" ")
+    encode = tokenizer([head, stripped, middle[len(stripped) :] + query], add_special_tokens=False)["input_ids"]
+    if not encode[2]:
+        raise InputError("the query has no tokens: an empty query cannot be scored")
+    return RenderedPrompt(list(special_prefix) + encode[0], encode[1], None, encode[2])

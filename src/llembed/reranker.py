@@ -1,6 +1,7 @@
 """Reranker: any causal LM as a pointwise reranker. A prompt asks whether a document is relevant to a query;
 the score is ``logit(yes) - logit(no)`` of the answer at the prompt's last token (FlagEmbedding's and
-Qwen3-Reranker's recipe), ``sigmoid`` of it the probability of "yes" between the two.
+Qwen3-Reranker's recipe), ``sigmoid`` of it the probability of "yes" between the two. A ``likelihood`` prompt
+instead scores how much the document raises the model's log-probability of the query, per query token.
 
 The instruction and query are the prompt's head, the same for every document of one query: it is run once and
 its keys/values are reused by every batch of documents (``prefix_cache``; equal scores, less work). ``layer``
@@ -30,6 +31,9 @@ from llembed.resolve import Resolved, resolve
 from llembed.sparse import lens_logits, lm_logits
 from llembed.tokenization import PromptTokenizer, TokenizedText, collate
 
+LOGIT_ELEMENTS = 1 << 25
+"""Full-vocabulary logits computed at once by a likelihood prompt (128 MiB of float32)."""
+
 
 class Reranker:
     """A causal LM scoring (query, document) pairs by its yes/no answer. Built from a :class:`Recipe`: ``model``,
@@ -47,8 +51,10 @@ class Reranker:
         self.backbone = backbone
         self.recipe = recipe
         self.prompt = resolve_rerank_prompt(recipe.rerank_prompt, recipe.rerank_labels, backbone.tokenizer)
-        self.label_ids = label_ids(self.prompt.labels, backbone.tokenizer)
-        """The token ids of the two answer words (relevant, not relevant)."""
+        self.likelihood = self.prompt.scoring == "likelihood"
+        """Score by the query's likelihood after the document, not by a yes/no answer."""
+        self.label_ids = None if self.likelihood else label_ids(self.prompt.labels, backbone.tokenizer)
+        """The token ids of the two answer words (relevant, not relevant); ``None`` for a likelihood prompt."""
         self.layer_ids = resolve_layers(recipe.layer, backbone.num_layers)
         self.padding_side = recipe.padding_side or backbone.tokenizer.padding_side or "right"
         self._special_prefix = PromptTokenizer(backbone.tokenizer, recipe.max_length).prefix_ids_special
@@ -170,6 +176,10 @@ class Reranker:
         rendered = render(self.prompt, query, task or self.task, self.tokenizer, self._special_prefix)
         self.last_stats = {"documents": len(document_ids), "tokens": 0, "computed_tokens": 0, "truncated": 0}
         items = [self._prompt_ids(rendered, list(ids), i) for i, ids in enumerate(document_ids)]
+        if self.likelihood:
+            scores = self._likelihood_scores(rendered, items, batch_size, show_progress_bar)
+            self.last_stats["seconds"] = time.perf_counter() - started
+            return self.probabilities(scores.tolist()) if normalize else scores.tolist()
         prefix = self._head_state(rendered) if self.prefix_cache else None
         skip = 0 if prefix is None else prefix.length
         scores = torch.zeros(len(items))
@@ -201,6 +211,14 @@ class Reranker:
         cached head (its keys/values would have to carry gradients too), documents cut to fit ``max_length``."""
         rows: list[list[int]] = []
         self.last_stats = {"documents": sum(len(group) for group in documents), "truncated": 0}
+        if self.likelihood:
+            scores = []
+            for query, group in zip(queries, documents, strict=True):
+                rendered = render(self.prompt, query, task or self.task, self.tokenizer, self._special_prefix)
+                items = [self._prompt_ids(rendered, ids, i, cut=True) for i, ids in enumerate(self.document_ids(group))]
+                baseline = self._query_log_likelihood([self._prompt_ids(rendered, [], -1)], rendered.query_ids)
+                scores.append(self._query_log_likelihood(items, rendered.query_ids, grad=True) - baseline)
+            return torch.stack(scores)
         for query, group in zip(queries, documents, strict=True):
             rendered = render(self.prompt, query, task or self.task, self.tokenizer, self._special_prefix)
             rows += [self._prompt_ids(rendered, ids, i, cut=True) for i, ids in enumerate(self.document_ids(group))]
@@ -216,13 +234,14 @@ class Reranker:
     def _prompt_ids(self, rendered: RenderedPrompt, document: list[int], index: int, cut: bool = False) -> list[int]:
         """head + document + tail, the document cut to fit ``max_length`` under ``truncation`` or ``cut`` (else an
         error)."""
-        if not document:
+        if not document and index >= 0:  # index -1: a likelihood prompt's document-free baseline
             raise InputError(f"document {index} has no tokens: an empty document cannot be judged")
-        room = self.recipe.max_length - len(rendered.head_ids) - len(rendered.tail_ids)
+        around = len(rendered.head_ids) + len(rendered.tail_ids) + len(rendered.query_ids)
+        room = self.recipe.max_length - around
         if room <= 0:
             raise InputError(
-                f"the query and prompt take {len(rendered.head_ids) + len(rendered.tail_ids)} tokens, leaving no "
-                f"room for a document under max_length={self.recipe.max_length}"
+                f"the query and prompt take {around} tokens, leaving no room for a document under "
+                f"max_length={self.recipe.max_length}"
             )
         if len(document) > room:
             if not (self.recipe.truncation or cut):
@@ -232,7 +251,46 @@ class Reranker:
                 )
             document = document[:room]
             self.last_stats["truncated"] += 1
-        return rendered.head_ids + document + rendered.tail_ids
+        return rendered.head_ids + document + rendered.tail_ids + rendered.query_ids
+
+    def _likelihood_scores(
+        self, rendered: RenderedPrompt, items: list[list[int]], batch_size: int, show_progress_bar: bool | None
+    ) -> torch.Tensor:
+        """Per document: the query's mean log-probability per token after it, less the same without a document
+        (its pointwise mutual information with the query, so scores compare across queries). The document comes
+        first, so no head is cached: every token is computed."""
+        query = rendered.query_ids
+        baseline = self._query_log_likelihood([self._prompt_ids(rendered, [], -1)], query)
+        scores = torch.zeros(len(items))
+        lengths = [len(item) for item in items]
+        disabled = (len(items) <= 4 * batch_size) if show_progress_bar is None else not show_progress_bar
+        with tqdm(total=len(items), desc="reranking", unit="doc", disable=disabled) as bar:
+            for rows in token_budget_batches(lengths, batch_size, self.max_batch_tokens):
+                scores[torch.tensor(rows)] = self._query_log_likelihood([items[i] for i in rows], query).cpu()
+                bar.update(len(rows))
+        self.last_stats["tokens"] = self.last_stats["computed_tokens"] = sum(lengths)
+        return scores - baseline.cpu()
+
+    def _query_log_likelihood(self, rows: list[list[int]], query: list[int], grad: bool = False) -> torch.Tensor:
+        """Mean log-probability of ``query`` (the last tokens of every row), one per row, in float32."""
+        batch = collate([TokenizedText(ids, [False] * len(ids)) for ids in rows], self.tokenizer.pad_token_id,
+                        self.padding_side)  # fmt: skip
+        states = self.backbone.hidden_states(batch, self.layer_ids, grad=grad)
+        device, count = self.backbone.device, len(query)
+        # the state before each query token predicts it: positions last - count … last - 1
+        positions = batch.last_index.to(device)[:, None] + torch.arange(-count, 0, device=device)[None, :]
+        which = torch.arange(len(rows), device=device)[:, None]
+        targets = torch.tensor(query, device=device)
+        vocabulary = self.backbone.lm_head().weight.shape[0]
+        per_chunk = max(1, LOGIT_ELEMENTS // (count * vocabulary))  # rows whose full-vocabulary logits fit at once
+        means = []
+        for start in range(0, len(rows), per_chunk):
+            part = slice(start, start + per_chunk)
+            picked = {layer: states[layer][which[part], positions[part]].flatten(0, 1) for layer in self.layer_ids}
+            logits = self._softcap(lens_logits(self.backbone, picked).float())
+            log_probs = torch.log_softmax(logits, dim=-1).view(-1, count, vocabulary)
+            means.append(log_probs.gather(2, targets.expand(log_probs.shape[0], count)[..., None]).mean(dim=(1, 2)))
+        return torch.cat(means)
 
     def _head_state(self, rendered: RenderedPrompt) -> PrefixState:
         ids, layers = rendered.head_ids, self.layer_ids

@@ -48,8 +48,8 @@ def serve_command(
     reranker: Annotated[
         str,
         typer.Option(
-            help="Who answers /v1/rerank: 'auto' (the trained reranker shipped with llembed), 'self' (the served "
-            "model's own zero-shot yes/no), 'none', or a model to load as the reranker"
+            help="Who answers /v1/rerank: 'auto' (the reranker shipped with llembed, smollm2-135m-ql-reranker), "
+            "'self' (the served model's own zero-shot yes/no), 'none', or a model to load as the reranker"
         ),
     ] = "auto",
     demo: Annotated[
@@ -307,7 +307,7 @@ def rerank_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
 ) -> None:
     """Score documents for a query with a causal LM's yes/no answer (logit difference; the probability beside it).
-    Without --model or --recipe the shipped trained reranker judges."""
+    Without --model or --recipe the shipped reranker (smollm2-135m-ql-reranker) judges."""
     from llembed.cli.common import layer_value
     from llembed.model_sources import default_reranker
     from llembed.reranker import Reranker

@@ -26,7 +26,7 @@ class AppSpec:
     indexes_only: bool = False
     """Serve no model of its own, only each index's embedder."""
     reranker: str | None = "auto"
-    """Who answers ``/v1/rerank``: ``auto`` (the trained reranker shipped with llembed, ``DEFAULT_RERANKER``),
+    """Who answers ``/v1/rerank``: ``auto`` (the reranker shipped with llembed, ``DEFAULT_RERANKER``),
     ``self`` (each served causal LM with its own zero-shot yes/no), ``none``, or a model to load as the
     reranker."""
     demo: bool = False
@@ -76,7 +76,7 @@ def build_app(spec: AppSpec):
 
 
 def reranker_choice(reranker: str | None) -> str:
-    """``AppSpec.reranker`` resolved: ``auto`` is the shipped trained reranker while one is installed, else the
+    """``AppSpec.reranker`` resolved: ``auto`` is the shipped reranker while one is installed, else the
     served models' own answer (``self``); ``None`` is ``none``."""
     from llembed.model_sources import default_reranker
 
