@@ -8,6 +8,14 @@ from llembed.integrations.sentence_transformers import export_sentence_transform
 
 from .conftest import SENTENCES
 
+CAPITAL_PASSAGES = [
+    "The stock market fell sharply on Monday.",
+    "Paris is the capital and largest city of France.",
+    "Bananas are a good source of potassium.",
+    "The Eiffel Tower was finished in 1889.",
+]
+"""The issue-28 check: "What is the capital of France?" over an answer (1), a passage on Paris (3) and two off-topic."""
+
 
 def test_default_model_ranks_paraphrase_above_unrelated_under_prompteol(default_embedder):
     assert default_embedder.recipe.prompt == "prompteol" and default_embedder.recipe.pooling == "last"
@@ -107,12 +115,7 @@ def test_the_shipped_reranker_puts_the_answer_first_with_calibrated_probabilitie
 
     reranker = Reranker.from_pretrained("smollm2-135m-reranker", dtype="float32")
     assert reranker.recipe.rerank_calibration is not None and reranker.recipe.adapter.endswith("adapter")
-    passages = [
-        "The stock market fell sharply on Monday.",
-        "Paris is the capital and largest city of France.",
-        "Bananas are a good source of potassium.",
-        "The Eiffel Tower was finished in 1889.",
-    ]
+    passages = CAPITAL_PASSAGES
     scores = reranker.score("What is the capital of France?", passages)
     assert max(range(len(passages)), key=scores.__getitem__) == 1  # the answer first: the issue's zero-shot check
     assert scores[1] > max(scores[0], scores[2]) + 1.0  # by a clear margin over the off-topic passages
@@ -129,12 +132,7 @@ def test_the_default_query_likelihood_reranker_puts_the_answer_first_and_the_off
     assert DEFAULT_RERANKER == "smollm2-135m-ql-reranker"  # what serve and rerank answer with
     reranker = Reranker.from_pretrained(DEFAULT_RERANKER, dtype="float32")
     assert reranker.likelihood and reranker.recipe.adapter is None and reranker.recipe.rerank_calibration
-    passages = [
-        "The stock market fell sharply on Monday.",
-        "Paris is the capital and largest city of France.",
-        "Bananas are a good source of potassium.",
-        "The Eiffel Tower was finished in 1889.",
-    ]
+    passages = CAPITAL_PASSAGES
     scores = reranker.score("What is the capital of France?", passages)
     assert np.argsort(scores)[::-1].tolist()[:2] == [1, 3]  # the answer, then the other passage about Paris
     assert scores[1] > max(scores[0], scores[2]) + 0.3  # nats per query token over the off-topic passages
@@ -146,12 +144,7 @@ def test_the_shipped_multivector_model_puts_the_answer_first_by_maxsim():
     MaxSim over the best distractor goes from about 0.02 (smollm2-135m-tuned) to about 0.2."""
     from llembed.multivector import embed_multivector, maxsim
 
-    passages = [
-        "The stock market fell sharply on Monday.",
-        "Paris is the capital and largest city of France.",
-        "Bananas are a good source of potassium.",
-        "The Eiffel Tower was finished in 1889.",
-    ]
+    passages = CAPITAL_PASSAGES
     embedder = Embedder.from_pretrained("smollm2-135m-multivector", dtype="float32")
     documents = embed_multivector(embedder, passages, "token", side="document")
     assert documents.counts.tolist() == [
