@@ -90,6 +90,24 @@ def test_a_rerank_run_learns_and_loads_as_a_reranker(tiny_config, snli_slice, tm
     assert tuned.score(*pair) == pytest.approx(trainer.reranker.score(*pair), abs=1e-4)
 
 
+def test_a_likelihood_rerank_run_learns_through_the_query_likelihood(tiny_config, snli_slice, tmp_path):
+    """The listwise loss over likelihood scores (the query's log-probability gain after each candidate) trains the
+    LoRA through the LM head: the same 8 triplets every step, so the loss must fall."""
+    rows = [json.loads(line) for line in snli_slice.read_text(encoding="utf-8").splitlines()[:8]]
+    data = write_jsonl(tmp_path / "eight.jsonl", rows)
+    config = _rerank_config(tiny_config, data=[str(data)], max_steps=8, learning_rate=1e-2, batch_size=8,
+                            warmup_steps=0, lora={"r": 4, "alpha": 8, "dropout": 0.0})  # fmt: skip
+    config.recipe["rerank_prompt"] = "likelihood"
+    trainer = Trainer(config)
+    assert trainer.reranker.likelihood
+    result = trainer.train()
+    assert sum(result.losses[-3:]) / 3 < 0.85 * result.losses[0]
+    tuned = Reranker.from_pretrained(result.output_dir, dtype="float32")
+    assert tuned.prompt.name == "likelihood"
+    pair = ("Two women are embracing.", ["Two women hug.", "The men are fighting."])
+    assert tuned.score(*pair) == pytest.approx(trainer.reranker.score(*pair), abs=1e-4)
+
+
 def test_a_rerank_run_resumes_where_it_crashed(tiny_config, tmp_path):
     whole = Trainer(_rerank_config(tiny_config, output_dir=str(tmp_path / "whole"), chunk_size=3))
     expected = whole.train().losses
