@@ -12,9 +12,8 @@ same whatever document follows. A custom template is a string holding ``{query}`
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from llembed.errors import InputError, RecipeError
 
@@ -117,7 +116,7 @@ def resolve_rerank_prompt(prompt: str | None, labels: list[str] | None, tokenize
     if labels is not None:
         if found.scoring != "answer":
             raise RecipeError(f"rerank_labels apply to yes/no prompts; {found.name!r} scores the query's likelihood")
-        found = dataclasses.replace(found, labels=(labels[0], labels[1]))
+        found = replace(found, labels=(labels[0], labels[1]))
     return found
 
 
