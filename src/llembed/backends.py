@@ -47,10 +47,11 @@ def load_backbone(
             raise RecipeError("a static model is a float32 table: no adapter, no other dtype")
         return StaticBackbone.load(source.path, source.name)
     backend = recipe.backend if graphs else "torch"
+    if backend == "auto":  # a graph only where OpenVINO can run one: on the CPU, with the extra installed
+        target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if target.type != "cpu" or importlib.util.find_spec("openvino") is None:
+            backend = "torch"
     if backend == "torch":
-        return Backbone.load(source, dtype=recipe.dtype, device=device, adapter=recipe.adapter)
-    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if backend == "auto" and (target.type != "cpu" or importlib.util.find_spec("openvino") is None):
         return Backbone.load(source, dtype=recipe.dtype, device=device, adapter=recipe.adapter)
     reference = Backbone.load(source, dtype="float32", device=device, adapter=recipe.adapter)
     if backend == "openvino":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+import yaml
 
 from llembed.errors import ModelNotFoundError
 
@@ -104,8 +105,8 @@ def tuned_model_folder(alias: str) -> Path:
     complete."""
     folder = TUNED_DIR / alias.lower()
     recipe = folder / "recipe.yaml"
-    names_adapter = recipe.is_file() and "\nadapter: adapter\n" in recipe.read_text(encoding="utf-8")
-    if not recipe.is_file() or (names_adapter and not (folder / "adapter" / "adapter_config.json").is_file()):
+    adapter = (yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}).get("adapter") if recipe.is_file() else None
+    if not recipe.is_file() or (adapter is not None and not (folder / adapter / "adapter_config.json").is_file()):
         raise ModelNotFoundError(f"tuned model {alias!r}: {folder} is incomplete; reinstall llembed")
     return folder
 

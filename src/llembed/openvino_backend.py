@@ -287,6 +287,7 @@ class OpenVINOBackbone:
     def _quantize(self, model, layer: int, bidirectional: bool) -> tuple[Any, float]:
         """Static int8 with NNCF over the calibration sentences; returns the model and its gate's cosine."""
         import nncf
+        import openvino as ov
 
         from llembed.quantization import calibration_texts
 
@@ -303,8 +304,6 @@ class OpenVINOBackbone:
                 smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=INT8_SMOOTHING_ALPHA)
             ),
         )
-        import openvino as ov
-
         compiled = ov.Core().compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         worst = 1.0
         for batch in self.calibration(held_aside):

@@ -54,7 +54,11 @@ def token_frequencies(tokenizer, texts: Iterable[str], size: int) -> np.ndarray:
 
 def pca(vectors: np.ndarray, dims: int) -> np.ndarray:
     """The vectors centred and projected on their ``dims`` leading principal axes (no whitening)."""
-    centre, axes = principal_axes(vectors, dims)
+    return project(vectors, *principal_axes(vectors, dims))
+
+
+def project(vectors: np.ndarray, centre: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """``vectors`` centred on ``centre`` and projected on ``axes`` (the distilled table's space)."""
     return ((vectors - centre) @ axes.T).astype(np.float32)
 
 
@@ -157,7 +161,7 @@ def distill_static(
     vectors[ids] = pooled[embedder.spec].numpy()
     table = np.zeros((len(tokenizer), min(dims, vectors.shape[1])), dtype=np.float32)
     centre, axes = principal_axes(vectors[ids], dims)
-    table[ids] = (vectors[ids] - centre) @ axes.T
+    table[ids] = project(vectors[ids], centre, axes)
     counted = list(frequency_texts() if texts is None else texts)
     frequency = token_frequencies(tokenizer, counted, len(tokenizer))
     table *= (SIF_A / (SIF_A + frequency)).astype(np.float32)[:, None]
@@ -167,7 +171,7 @@ def distill_static(
         np.random.default_rng(0).shuffle(sample)
         sample = sample[:refine]
         teacher = embedder.pool(sample, [embedder.spec], "document", None, batch_size, show_progress_bar, strict=False)
-        targets = ((teacher[embedder.spec].numpy() - centre) @ axes.T).astype(np.float32)
+        targets = project(teacher[embedder.spec].numpy(), centre, axes)
         token_ids = tokenizer(sample, add_special_tokens=False)["input_ids"]
         table, losses = refine_table(table, token_ids, targets, show_progress_bar=show_progress_bar)
         refined = {"texts": len(sample), "epochs": REFINE_EPOCHS, "learning_rate": REFINE_LEARNING_RATE,
